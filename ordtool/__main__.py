@@ -1,0 +1,3 @@
+from ordtool.cli.main import run
+
+run()

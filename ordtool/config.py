@@ -1,0 +1,81 @@
+"""Settings: ``ORDTOOL_*`` environment variables, a ``.env`` file and a secrets directory.
+
+Nothing here touches the disk or the network at import; ``load_settings()`` reads once.
+Nested groups use ``__``: ``ORDTOOL_CUSTOMER_CHECK__DEADLINE_S=0.5``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("ordtool", appauthor=False))
+
+
+class CustomerCheckSettings(BaseModel):
+    """How the order service asks the customer service whether a customer exists."""
+
+    deadline_s: float = Field(1.0, gt=0, description="one deadline over the whole check")
+    attempt_timeout_s: float = Field(0.4, gt=0, description="timeout of one HTTP attempt")
+    max_retries: int = Field(2, ge=0, le=5)
+    backoff_base_s: float = Field(0.05, ge=0)
+    pool_size: int = Field(100, ge=1, description="max pooled connections to the service")
+    cache_fresh_s: float = Field(60.0, ge=0)
+    cache_stale_s: float = Field(3600.0, ge=0, description="stale-if-error window")
+    cache_max_entries: int = Field(100_000, ge=1)
+    breaker_window: int = Field(20, ge=1, description="calls in the sliding window")
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(10, ge=1)
+    breaker_open_s: float = Field(5.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ORDTOOL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    environment: Environment = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Database URLs may hold passwords, so they are secrets; None = SQLite in data_dir.
+    orders_database_url: SecretStr | None = None
+    customers_database_url: SecretStr | None = None
+    customer_service_url: str | None = None
+    redis_url: SecretStr | None = None
+    amqp_url: SecretStr | None = None
+    customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)
+
+    @property
+    def log_level(self) -> str:
+        return "DEBUG" if self.environment == "development" else "INFO"
+
+    @property
+    def log_format(self) -> Literal["text", "json"]:
+        return "json" if self.environment == "production" else "text"
+
+    def database_url(self, name: Literal["orders", "customers"]) -> str:
+        configured = self.orders_database_url if name == "orders" else self.customers_database_url
+        if configured is not None:
+            return configured.get_secret_value()
+        return f"sqlite:///{self.data_dir / f'{name}.db'}"
+
+
+def load_settings() -> Settings:
+    """Read the settings; ``ORDTOOL_SECRETS_DIR`` names a directory of one-file-per-secret
+    (Kubernetes Secrets, Vault agent), used only when it exists."""
+    secrets_dir = os.environ.get("ORDTOOL_SECRETS_DIR")
+    if secrets_dir and Path(secrets_dir).is_dir():
+        return Settings(_secrets_dir=secrets_dir)
+    return Settings()

@@ -1,0 +1,1 @@
+"""The customer-directory port's adapters: the local database, and (later) HTTP."""

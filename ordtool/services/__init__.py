@@ -1,0 +1,1 @@
+"""The service layer: one short function per use case, over the ports in ``ports``."""

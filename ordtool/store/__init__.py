@@ -1,0 +1,1 @@
+"""SQLAlchemy storage: tables, engines, repositories, units of work and migrations."""

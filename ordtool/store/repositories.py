@@ -1,0 +1,172 @@
+"""Repositories over one SQLAlchemy connection (the unit of work's transaction)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ordtool.domain.chunks import batched
+from ordtool.domain.commands import CreateCustomer, OrderQuery, Page, PlaceOrder
+from ordtool.domain.customers import Customer
+from ordtool.domain.events import Event
+from ordtool.domain.orders import Order, OrderStatus
+from ordtool.errors import AlreadyExists
+from ordtool.store.tables import customers, orders
+
+# Below SQLite's and psycopg's limits on bound parameters per statement.
+IN_CLAUSE_CHUNK = 5_000
+
+
+def _customer(row: Row[Any]) -> Customer:
+    return Customer(row.id, row.name, row.email, row.address, row.created_at, row.updated_at)
+
+
+def _order(row: Row[Any]) -> Order:
+    return Order(
+        row.id,
+        row.customer_id,
+        row.sku,
+        row.quantity,
+        OrderStatus(row.status),
+        row.created_at,
+        row.updated_at,
+    )
+
+
+class SqlOutbox:
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
+        self._table = table
+
+    def add(self, events: Sequence[Event]) -> None:
+        if events:
+            self._connection.execute(insert(self._table), [_outbox_row(e) for e in events])
+
+
+def _outbox_row(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": str(event.id),
+        "event_type": event.type,
+        "aggregate_id": event.aggregate_id,
+        "payload": json.dumps(event.envelope(), separators=(",", ":")),
+        "occurred_at": event.occurred_at,
+    }
+
+
+class SqlCustomerRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, command: CreateCustomer, now: datetime) -> Customer:
+        return self.add_many([command], now)[0]
+
+    def add_many(self, commands: Sequence[CreateCustomer], now: datetime) -> list[Customer]:
+        if not commands:
+            return []
+        rows = [c.model_dump() | {"created_at": now, "updated_at": now} for c in commands]
+        statement = insert(customers).returning(*customers.c, sort_by_parameter_order=True)
+        try:
+            result = self._connection.execute(statement, rows)
+        except IntegrityError as exc:
+            raise AlreadyExists(
+                "a customer with one of these emails already exists",
+                hint="use another email, or ordtool seed --idempotent to update",
+            ) from exc
+        return [_customer(row) for row in result]
+
+    def update_many(self, updated: Sequence[Customer]) -> None:
+        if not updated:
+            return
+        statement = (
+            update(customers)
+            .where(customers.c.id == bindparam("b_id"))
+            .values(
+                name=bindparam("b_name"),
+                address=bindparam("b_address"),
+                updated_at=bindparam("b_updated_at"),
+            )
+        )
+        self._connection.execute(
+            statement,
+            [
+                {
+                    "b_id": c.id,
+                    "b_name": c.name,
+                    "b_address": c.address,
+                    "b_updated_at": c.updated_at,
+                }
+                for c in updated
+            ],
+        )
+
+    def get(self, customer_id: int) -> Customer | None:
+        row = self._connection.execute(
+            select(customers).where(customers.c.id == customer_id)
+        ).first()
+        return _customer(row) if row else None
+
+    def exists(self, customer_id: int) -> bool:
+        found = self._connection.execute(
+            select(customers.c.id).where(customers.c.id == customer_id)
+        ).first()
+        return found is not None
+
+    def by_emails(self, emails: Iterable[str]) -> dict[str, Customer]:
+        found: dict[str, Customer] = {}
+        for chunk in batched(emails, IN_CLAUSE_CHUNK):
+            rows = self._connection.execute(select(customers).where(customers.c.email.in_(chunk)))
+            found.update((row.email, _customer(row)) for row in rows)
+        return found
+
+    def list(self, page: Page) -> list[Customer]:
+        statement = select(customers).order_by(customers.c.id.desc()).limit(page.limit)
+        if page.cursor is not None:
+            statement = statement.where(customers.c.id < page.cursor)
+        return [_customer(row) for row in self._connection.execute(statement)]
+
+
+class SqlOrderRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, command: PlaceOrder, now: datetime) -> Order:
+        values = command.model_dump() | {
+            "status": OrderStatus.PENDING.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self._connection.execute(insert(orders).values(values).returning(*orders.c)).one()
+        return _order(row)
+
+    def get(self, order_id: int, *, for_update: bool = False) -> Order | None:
+        statement = select(orders).where(orders.c.id == order_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = self._connection.execute(statement).first()
+        return _order(row) if row else None
+
+    def set_status(self, order_id: int, status: OrderStatus, now: datetime) -> None:
+        self._connection.execute(
+            update(orders)
+            .where(orders.c.id == order_id)
+            .values(status=status.value, updated_at=now)
+        )
+
+    def list(self, query: OrderQuery) -> list[Order]:
+        statement = select(orders).order_by(orders.c.id.desc()).limit(query.limit)
+        if query.cursor is not None:
+            statement = statement.where(orders.c.id < query.cursor)
+        if query.customer_id is not None:
+            statement = statement.where(orders.c.customer_id == query.customer_id)
+        if query.status is not None:
+            statement = statement.where(orders.c.status == query.status.value)
+        if query.since is not None:
+            statement = statement.where(orders.c.created_at >= query.since)
+        if query.until is not None:
+            statement = statement.where(orders.c.created_at < query.until)
+        return [_order(row) for row in self._connection.execute(statement)]
