@@ -104,3 +104,68 @@ orders = Table(
 Index("ix_orders_customer_created", orders.c.customer_id, orders.c.created_at)
 orders_outbox = _outbox(orders_metadata)
 orders_inbox = _inbox(orders_metadata)
+
+
+def _api_keys(metadata: MetaData) -> Table:
+    """API keys allowed to call this service. Only the SHA-256 of a key is kept, so a stolen
+    database yields no usable key; checking a key costs one hash and one indexed look-up."""
+    return Table(
+        "api_keys",
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("name", String(100), nullable=False),
+        Column("key_hash", String(64), nullable=False),
+        Column("scopes", String(500), nullable=False),  # space-separated
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("revoked_at", UtcDateTime, nullable=True),
+        UniqueConstraint("key_hash", name=f"uq_{metadata.info['name']}_api_keys_hash"),
+    )
+
+
+def _idempotency_keys(metadata: MetaData) -> Table:
+    """First response to each (caller, route, Idempotency-Key); status_code NULL = running."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("caller", String(64), nullable=False),
+        Column("route", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("request_hash", String(64), nullable=False),
+        Column("status_code", Integer, nullable=True),
+        Column("response_body", Text, nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        PrimaryKeyConstraint("caller", "route", "key"),
+    )
+
+
+def _leases(metadata: MetaData) -> Table:
+    """Named leases (e.g. the active outbox relay): one holder at a time until it expires."""
+    return Table(
+        "leases",
+        metadata,
+        Column("name", String(100), primary_key=True),
+        Column("holder", String(100), nullable=False),
+        Column("expires_at", UtcDateTime, nullable=False),
+    )
+
+
+customers_metadata.info["name"] = "customers"
+orders_metadata.info["name"] = "orders"
+customers_api_keys = _api_keys(customers_metadata)
+orders_api_keys = _api_keys(orders_metadata)
+customers_idempotency = _idempotency_keys(customers_metadata)
+orders_idempotency = _idempotency_keys(orders_metadata)
+customers_leases = _leases(customers_metadata)
+orders_leases = _leases(orders_metadata)
+
+# What the audit consumer received: one row per event id, with how often it was delivered.
+audit_events = Table(
+    "audit_events",
+    orders_metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_type", String(64), nullable=False),
+    Column("source", String(20), nullable=False),  # which database's outbox: orders | customers
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("deliveries", Integer, nullable=False, server_default="1"),
+)

@@ -49,3 +49,40 @@ def create_inbox() -> None:
 
 def drop_inbox() -> None:
     op.drop_table("inbox")
+
+
+def create_access_tables(database: str) -> None:
+    """api_keys, idempotency_keys and leases: every service database has them (c0002/o0002)."""
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.String(500), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("revoked_at", UtcDateTime(), nullable=True),
+        sa.UniqueConstraint("key_hash", name=f"uq_{database}_api_keys_hash"),
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("caller", sa.String(64), nullable=False),
+        sa.Column("route", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("caller", "route", "key"),
+    )
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("holder", sa.String(100), nullable=False),
+        sa.Column("expires_at", UtcDateTime(), nullable=False),
+    )
+
+
+def drop_access_tables() -> None:
+    op.drop_table("leases")
+    op.drop_table("idempotency_keys")
+    op.drop_table("api_keys")
