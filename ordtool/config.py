@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     orders_database_url: SecretStr | None = None
     customers_database_url: SecretStr | None = None
     customer_service_url: str | None = None
+    # Where `ordtool up` / `ordtool serve` listen.
+    host: str = "127.0.0.1"
+    orders_port: int = Field(8000, ge=1, le=65535)
+    customers_port: int = Field(8001, ge=1, le=65535)
     redis_url: SecretStr | None = None
     amqp_url: SecretStr | None = None
     customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from ordtool import __version__
 from ordtool.cli import customers, db, orders, shared
 from ordtool.cli.seed import seed
+from ordtool.cli.stack import down, serve, status, up
 from ordtool.errors import OrdtoolError
 
 try:  # Typer 0.2x ships its own copy of click; older releases use click itself.
@@ -33,6 +34,8 @@ app.add_typer(customers.cli, name="customers")
 app.add_typer(orders.cli, name="orders")
 app.add_typer(db.cli, name="db")
 app.command()(seed)
+for command in (up, down, status, serve):
+    app.command()(command)
 
 
 def _version(value: bool) -> None:
