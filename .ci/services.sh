@@ -24,3 +24,15 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
     rabbitmq-server -detached
 fi
 wait_for rabbitmq rabbitmq-diagnostics -q check_port_connectivity
+
+# Debian packages for the browser tests (chromium, driven by Playwright through its path) and
+# the benchmarks (wrk); installed once per machine.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v tmux >/dev/null || missing+=(tmux)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
