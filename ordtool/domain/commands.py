@@ -27,6 +27,7 @@ from ordtool.domain.values import (
     Quantity,
     Sku,
     UtcDatetime,
+    whole_number,
 )
 from ordtool.errors import InvalidInput
 
@@ -81,12 +82,9 @@ class Page(Command):
     @field_validator("limit", mode="before")
     @classmethod
     def _limit(cls, value: Any) -> int:
-        text = str(value).strip() if isinstance(value, (str, int)) else ""
-        if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
-            raise ValueError(
-                f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {value!r}"
-            )
-        return int(text)
+        # The same rule as quantities: str.isdigit() would let '²' and 5,000-digit numbers
+        # through to int(), whose own error message then reached the user.
+        return whole_number(value, "limit", 1, MAX_PAGE_SIZE)
 
 
 class OrderQuery(Page):

@@ -32,13 +32,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _whole_number(value: Any, what: str, low: int, high: int) -> int:
+def whole_number(value: Any, what: str, low: int, high: int) -> int:
     """Accept an int or a string of digits only: '12a', '1.5', '-3', True are all refused."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
+        digits = value.strip().lstrip("0") or "0"
+        # More digits than the maximum is out of range; deciding that by length also keeps
+        # int() away from Python's 4,300-digit limit, whose message would reach the user.
+        number = int(digits) if len(digits) <= len(str(high)) else None
     if number is None or not low <= number <= high:
         raise ValueError(f"{what} must be a whole number from {low} to {high}, got {_shown(value)}")
     return number
@@ -46,7 +49,7 @@ def _whole_number(value: Any, what: str, low: int, high: int) -> int:
 
 def _positive_id(value: Any) -> int:
     try:
-        return _whole_number(value, "an id", 1, MAX_ID)
+        return whole_number(value, "an id", 1, MAX_ID)
     except ValueError:
         raise ValueError(
             f"an id must be a positive whole number (digits only), got {_shown(value)}"
@@ -54,7 +57,7 @@ def _positive_id(value: Any) -> int:
 
 
 def _quantity(value: Any) -> int:
-    return _whole_number(value, "quantity", 1, MAX_QUANTITY)
+    return whole_number(value, "quantity", 1, MAX_QUANTITY)
 
 
 def _text(value: Any, what: str, max_length: int) -> str:
