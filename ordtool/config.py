@@ -38,6 +38,29 @@ class CustomerCheckSettings(BaseModel):
     breaker_open_s: float = Field(5.0, gt=0)
 
 
+class EventsSettings(BaseModel):
+    """The outbox relay, the broker topology and the event consumers (docs/events.md)."""
+
+    exchange: str = Field(
+        "ordtool.events",
+        min_length=1,
+        max_length=200,
+        description="topic exchange; the audit, dead-letter and consumer queues are named after it",
+    )
+    batch_size: int = Field(1000, ge=1, le=10_000, description="outbox rows per publish batch")
+    poll_interval_s: float = Field(0.02, gt=0, le=10, description="idle wait between outbox polls")
+    confirm_timeout_s: float = Field(30.0, gt=0, description="longest wait for a batch's confirms")
+    retention_hours: float = Field(72.0, ge=0, description="keep published outbox rows this long")
+    purge_interval_s: float = Field(60.0, gt=0)
+    lease_ttl_s: float = Field(10.0, gt=0, description="a dead relay's outbox is taken over after")
+    heartbeat_s: int = Field(30, ge=1, le=600)
+    blocked_connection_timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest backoff between reconnects")
+    prefetch: int = Field(200, ge=1, le=65_535, description="unacked messages per consumer")
+    max_attempts: int = Field(5, ge=1, le=100, description="deliveries before dead-lettering")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ORDTOOL_",
@@ -60,6 +83,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     amqp_url: SecretStr | None = None
     customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @property
     def log_level(self) -> str:
