@@ -61,6 +61,34 @@ class EventsSettings(BaseModel):
     max_attempts: int = Field(5, ge=1, le=100, description="deliveries before dead-lettering")
 
 
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"
+]
+
+
+class AuthSettings(BaseModel):
+    """API keys are always on; JWTs from an external issuer only when jwt_key is set."""
+
+    jwt_algorithm: JwtAlgorithm = Field("RS256", description="the one algorithm accepted")
+    jwt_key: SecretStr | None = Field(
+        None, description="PEM public key (RS/ES/PS/EdDSA) or HMAC secret (HS); None = JWTs off"
+    )
+    jwt_issuer: str | None = Field(None, description="required `iss` when JWTs are on")
+    jwt_audience: str | None = Field(None, description="required `aud` when JWTs are on")
+    jwt_leeway_s: float = Field(10.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    key_cache_s: float = Field(
+        5.0, ge=0, le=60, description="a verified key is trusted this long; a revoke waits it out"
+    )
+    rate_limit_per_s: float | None = Field(
+        None, gt=0, description="requests per second per caller; None = no limit"
+    )
+    rate_limit_burst: int = Field(50, ge=1, description="requests a caller may send at once")
+    idempotency_ttl_s: float = Field(86_400.0, gt=0, description="how long a response is kept")
+    idempotency_lock_s: float = Field(
+        60.0, gt=0, description="a request still running after this is presumed dead"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ORDTOOL_",
@@ -84,6 +112,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr | None = None
     customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # The order service's key for the customer service; None = made on first start.
+    customer_service_key: SecretStr | None = None
 
     @property
     def log_level(self) -> str:
