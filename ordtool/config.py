@@ -36,6 +36,9 @@ class CustomerCheckSettings(BaseModel):
     breaker_failure_rate: float = Field(0.5, gt=0, le=1)
     breaker_min_calls: int = Field(10, ge=1)
     breaker_open_s: float = Field(5.0, gt=0)
+    breaker_half_open_probes: int = Field(1, ge=1, description="trial calls after the interval")
+    cache_key_prefix: str = Field("ordtool:customer:", description="Redis keys of the cache")
+    cache_timeout_s: float = Field(0.05, gt=0, description="Redis gives up after; then a miss")
 
 
 class EventsSettings(BaseModel):
