@@ -113,10 +113,12 @@ def parse_input(model: type[CommandT], raw: dict[str, Any]) -> CommandT:
 
 def describe(exc: ValidationError) -> str:
     """One line naming every bad field and what is wrong with it."""
-    return "; ".join(_describe_one(error) for error in exc.errors())
+    return "; ".join(describe_error(error) for error in exc.errors())
 
 
-def _describe_one(error: Any) -> str:
+def describe_error(error: Any) -> str:
+    """One pydantic error (a dict with loc, type, msg) as ``field: what is wrong``; the HTTP
+    apps use it for FastAPI's validation errors so they read like the CLI's."""
     field = ".".join(str(part) for part in error["loc"]) or "input"
     kind = error["type"]
     if kind == "missing":

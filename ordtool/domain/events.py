@@ -86,3 +86,11 @@ def customer_updated(customer: Customer, correlation_id: str | None = None) -> E
     return Event(
         CUSTOMER_UPDATED, customer.updated_at, customer_data(customer), customer.id, correlation_id
     )
+
+
+def customer_deleted(
+    customer: Customer, deleted_at: datetime, correlation_id: str | None = None
+) -> Event:
+    """The customer as it was when deleted, so a consumer can drop what it cached."""
+    data = customer_data(customer) | {"deleted_at": iso_z(deleted_at)}
+    return Event(CUSTOMER_DELETED, deleted_at, data, customer.id, correlation_id)
