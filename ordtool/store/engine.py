@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def _begin_sqlite_transaction(connection: Any) -> None:
 def _ensure_writable_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        # os.access trusts permission bits, which root passes everywhere; only creating a file
+        # also catches /proc, /sys and read-only mounts.
+        with tempfile.TemporaryFile(dir=directory):
+            pass
     except OSError as exc:
         raise _unwritable(directory, exc.strerror) from None
     if not os.access(directory, os.W_OK | os.X_OK):
