@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 from ordtool.config import Settings, load_settings
+from ordtool.customers_client.cache import (
+    InProcessLookupCache,
+    LookupCache,
+    RedisLookupCache,
+    redis_client,
+)
+from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.customers_client.local import LocalCustomerDirectory
 from ordtool.services.ports import CustomerDirectory
 from ordtool.store import migrate
@@ -54,9 +62,54 @@ class App:
 
     @cached_property
     def customer_directory(self) -> CustomerDirectory:
-        return LocalCustomerDirectory(self.customers_uow)
+        """Over HTTP when a customer service URL is set (the order service; the CLI too),
+        else straight from the local customers database."""
+        url = self.settings.customer_service_url
+        if not url:
+            return LocalCustomerDirectory(self.customers_uow)
+        key = self.settings.customer_service_key
+        return HttpCustomerDirectory(
+            url,
+            self.settings.customer_check,
+            cache=self._customer_cache(),
+            api_key=key.get_secret_value() if key else None,
+        )
+
+    def _customer_cache(self) -> LookupCache:
+        check = self.settings.customer_check
+        if self.settings.redis_url is None:
+            return InProcessLookupCache(
+                fresh_s=check.cache_fresh_s,
+                stale_s=check.cache_stale_s,
+                max_entries=check.cache_max_entries,
+            )
+        client = redis_client(
+            self.settings.redis_url.get_secret_value(), timeout_s=check.cache_timeout_s
+        )
+        return RedisLookupCache(
+            client,
+            prefix=check.cache_key_prefix,
+            fresh_s=check.cache_fresh_s,
+            stale_s=check.cache_stale_s,
+        )
+
+    def customer_directory_health(self) -> dict[str, Any]:
+        """The customer check's state for /readyz, read from memory (never a request)."""
+        directory = self.customer_directory
+        if isinstance(directory, HttpCustomerDirectory):
+            return directory.health()
+        return {"kind": "local"}
+
+    def invalidate_customer(self, customer_id: int) -> None:
+        """Drop a cached customer look-up (on customer.updated / customer.deleted events)."""
+        directory = self.customer_directory
+        if isinstance(directory, HttpCustomerDirectory):
+            directory.invalidate(customer_id)
 
     def close(self) -> None:
+        directory = self.__dict__.pop("customer_directory", None)
+        if isinstance(directory, HttpCustomerDirectory):
+            directory.close()  # its pooled connections and cache client
         for name in ("orders_engine", "customers_engine"):
             engine = self.__dict__.pop(name, None)
             if engine is not None:
