@@ -6,6 +6,7 @@ touches only orders never opens the customers database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ class App:
     def __init__(self, settings: Settings | None = None, *, auto_migrate: bool = True) -> None:
         self.settings = settings or load_settings()
         self._auto_migrate = auto_migrate
+        # Connections this process already holds (e.g. an in-process relay's broker
+        # connection) register a probe here; /readyz calls each and never opens a connection.
+        self.readiness_probes: dict[str, Callable[[], bool]] = {}
 
     def engine(self, database: migrate.Database) -> Engine:
         return self.orders_engine if database == "orders" else self.customers_engine
