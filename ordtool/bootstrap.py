@@ -22,9 +22,18 @@ from ordtool.customers_client.cache import (
 )
 from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.customers_client.local import LocalCustomerDirectory
-from ordtool.services.ports import CustomerDirectory
+from ordtool.services.keys import KeyVerifier
+from ordtool.services.ports import ApiKeyStore, CustomerDirectory
 from ordtool.store import migrate
 from ordtool.store.engine import make_engine
+from ordtool.store.idempotency import SqlIdempotencyStore
+from ordtool.store.keys import SqlApiKeyStore
+from ordtool.store.tables import (
+    customers_api_keys,
+    customers_idempotency,
+    orders_api_keys,
+    orders_idempotency,
+)
 from ordtool.store.uow import SqlCustomersUnitOfWork, SqlOrdersUnitOfWork
 
 
@@ -109,6 +118,26 @@ class App:
         directory = self.customer_directory
         if isinstance(directory, HttpCustomerDirectory):
             directory.invalidate(customer_id)
+
+    def api_key_store(self, database: migrate.Database) -> SqlApiKeyStore:
+        table = orders_api_keys if database == "orders" else customers_api_keys
+        return SqlApiKeyStore(self.engine(database), table)
+
+    def api_key_stores(self) -> list[ApiKeyStore]:
+        """Both databases' keys: a key made by the CLI works on both services."""
+        return [self.api_key_store(database) for database in migrate.DATABASES]
+
+    def key_verifier(self, database: migrate.Database) -> KeyVerifier:
+        """One per database per process, so its cache of verified keys is shared."""
+        verifiers: dict[str, KeyVerifier] = self.__dict__.setdefault("_key_verifiers", {})
+        if database not in verifiers:
+            cache_s = self.settings.auth.key_cache_s
+            verifiers.setdefault(database, KeyVerifier(self.api_key_store(database), cache_s))
+        return verifiers[database]
+
+    def idempotency_store(self, database: migrate.Database) -> SqlIdempotencyStore:
+        table = orders_idempotency if database == "orders" else customers_idempotency
+        return SqlIdempotencyStore(self.engine(database), table)
 
     def close(self) -> None:
         directory = self.__dict__.pop("customer_directory", None)

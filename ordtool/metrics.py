@@ -41,3 +41,15 @@ EVENTS_PUBLISHED = Counter(
 OUTBOX_BACKLOG = Gauge(
     "ordtool_outbox_backlog", "Outbox events not yet published.", ["source"]
 )
+AUTH_REFUSALS = Counter(
+    "ordtool_auth_refusals_total",
+    "Requests refused by auth, by reason (missing, malformed, invalid_key, invalid_jwt, "
+    "forbidden, rate_limited).",
+    ["reason"],
+)
+IDEMPOTENCY_OUTCOMES = Counter(
+    "ordtool_idempotency_requests_total",
+    "Requests with an Idempotency-Key by outcome (stored, replayed, in_progress, mismatch, "
+    "released).",
+    ["outcome"],
+)

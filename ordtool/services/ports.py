@@ -15,6 +15,7 @@ from typing import Protocol, Self
 from ordtool.domain.commands import CreateCustomer, OrderQuery, Page, PlaceOrder
 from ordtool.domain.customers import Customer
 from ordtool.domain.events import Event
+from ordtool.domain.keys import ApiKey
 from ordtool.domain.orders import Order, OrderStatus
 
 
@@ -87,3 +88,66 @@ class CustomersUowFactory(Protocol):
 
 class OrdersUowFactory(Protocol):
     def __call__(self, *, write: bool = False) -> OrdersUnitOfWork: ...
+
+
+class ApiKeyStore(Protocol):
+    """The API keys one service database holds (each service checks keys against its own)."""
+
+    def add(self, key: ApiKey) -> None:
+        """Raises AlreadyExists when the id or hash is taken."""
+        ...
+
+    def get(self, key_id: str) -> ApiKey | None: ...
+    def list(self) -> list[ApiKey]: ...
+
+    def revoke(self, key_id: str, now: datetime) -> bool:
+        """True if a key with that id exists (revoking twice is a no-op)."""
+        ...
+
+    def delete(self, key_id: str) -> None:
+        """Undo an add that could not be completed everywhere."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """What an idempotency key holds: ``status_code`` None while the first request runs."""
+
+    request_hash: str
+    status_code: int | None
+    body: str | None
+    created_at: datetime
+
+    @property
+    def running(self) -> bool:
+        return self.status_code is None
+
+    def reclaimable(self, expired_before: datetime, abandoned_before: datetime) -> bool:
+        """Past its time to live, or a run that never finished (its process died)."""
+        limit = abandoned_before if self.running else expired_before
+        return self.created_at < limit
+
+
+class IdempotencyStore(Protocol):
+    def claim(
+        self,
+        scope: tuple[str, str, str],
+        request_hash: str,
+        now: datetime,
+        *,
+        expired_before: datetime,
+        abandoned_before: datetime,
+    ) -> StoredResponse | None:
+        """Insert a running row for (caller, route, key); the primary key makes it a lock.
+
+        Returns None when this request now owns the key, else the row that holds it. A row
+        past its time (see StoredResponse.reclaimable) is replaced.
+        """
+        ...
+
+    def complete(self, scope: tuple[str, str, str], status_code: int, body: str) -> None: ...
+    def release(self, scope: tuple[str, str, str]) -> None: ...
+
+    def purge(self, completed_before: datetime, running_before: datetime) -> int:
+        """Delete expired rows; returns how many."""
+        ...
