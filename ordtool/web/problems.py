@@ -63,6 +63,9 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+problem = problem_response  # the shorter name the auth and idempotency modules use
+
+
 def retry_after_value(seconds: float | None) -> str:
     """A Retry-After header value: whole seconds, at least 1 (HTTP has no fractions here)."""
     return str(max(1, math.ceil(seconds or DEFAULT_RETRY_AFTER_S)))
@@ -99,7 +102,7 @@ def _ordtool_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+def validation_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(error) for error in exc.errors()]
     return problem_response(
@@ -162,7 +165,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every expected error into problem details. Unexpected
     exceptions are answered by the request middleware (see middleware.py)."""
     app.add_exception_handler(OrdtoolError, _ordtool_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_problem)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)

@@ -1,0 +1,29 @@
+"""ASGI factories for uvicorn: ``uvicorn --factory ordtool.web.asgi:orders`` (or :customers).
+
+Each builds its App from the environment (``ORDTOOL_*``) and sets up logging after uvicorn
+did its own, so every line (uvicorn's included) comes out in ordtool's format, redacted, and
+without uvicorn's access log.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ordtool.bootstrap import App
+from ordtool.config import load_settings
+from ordtool.logs import configure_logging
+from ordtool.web import customers_app, orders_app
+
+
+def customers() -> FastAPI:
+    return customers_app.create_app(_app())
+
+
+def orders() -> FastAPI:
+    return orders_app.create_app(_app())
+
+
+def _app() -> App:
+    settings = load_settings()
+    configure_logging(settings)
+    return App(settings)

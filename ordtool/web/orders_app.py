@@ -1,0 +1,116 @@
+"""The order service: place orders, list and show them, change their status.
+
+Placing an order asks the customer directory (the customer service over HTTP, with deadline,
+breaker and cache) before anything is written. An order accepted on a cached answer while the
+customer service could not be asked says so: ``"customer_check": "stale"`` in the body and
+``X-Customer-Check: stale`` in the headers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ordtool.bootstrap import App
+from ordtool.domain.commands import ChangeOrderStatus, Command, OrderQuery, PlaceOrder, Status
+from ordtool.domain.events import order_data
+from ordtool.domain.values import PositiveId
+from ordtool.errors import DependencyUnavailable, UnknownCustomer
+from ordtool.metrics import ORDERS_CREATED
+from ordtool.services import orders as use_cases
+from ordtool.services.orders import PlacedOrder
+from ordtool.web import problems, service
+from ordtool.web.auth import Caller, require
+from ordtool.web.idempotency import Outcome
+from ordtool.web.service import AppDep, Posted, RequestId
+
+CUSTOMER_CHECK_HEADER = "X-Customer-Check"
+PLACE_ORDER = "place_order"  # the route's name, so the validation handler can count it
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+OrderId = Annotated[PositiveId, Path(description="The order's id.")]
+Reader = Annotated[Caller, Depends(require("orders:read"))]
+Writer = Annotated[Caller, Depends(require("orders:write"))]
+
+
+class StatusChange(Command):
+    """Body of a status change: PENDING -> COMPLETED or FAILED; the same status is a no-op."""
+
+    status: Status
+
+
+@router.post(
+    "", status_code=201, name=PLACE_ORDER, summary="Place an order (Idempotency-Key supported)"
+)
+def place_order(body: PlaceOrder, caller: Writer, app: AppDep, post: Posted) -> Response:
+    def handler() -> Outcome:
+        placed = _place(app, body, post.request_id)
+        check = "stale" if placed.customer_check_stale else "fresh"
+        headers = {"Location": f"/orders/{placed.order.id}", CUSTOMER_CHECK_HEADER: check}
+        return 201, order_data(placed.order) | {"customer_check": check}, headers
+
+    return post.once(caller, "POST /orders", handler)
+
+
+def _place(app: App, command: PlaceOrder, request_id: str | None) -> PlacedOrder:
+    try:
+        placed = use_cases.place_order(
+            app.orders_uow, app.customer_directory, command, request_id
+        )
+    except UnknownCustomer:
+        ORDERS_CREATED.labels(outcome="unknown_customer").inc()
+        raise
+    except DependencyUnavailable:
+        ORDERS_CREATED.labels(outcome="unavailable").inc()
+        raise
+    ORDERS_CREATED.labels(outcome="created").inc()
+    return placed
+
+
+@router.get("", summary="List orders, newest first, with filters and cursor pagination")
+def list_orders(
+    query: Annotated[OrderQuery, Query()], _: Reader, app: AppDep
+) -> dict[str, Any]:
+    found = use_cases.list_orders(app.orders_uow, query)
+    return service.page_body([order_data(o) for o in found], [o.id for o in found], query.limit)
+
+
+@router.get("/{order_id}", summary="Show one order")
+def show_order(order_id: OrderId, _: Reader, app: AppDep) -> dict[str, Any]:
+    return order_data(use_cases.get_order(app.orders_uow, order_id))
+
+
+@router.post(
+    "/{order_id}/status",
+    summary="Change an order's status (409 if the status machine forbids it)",
+)
+def change_status(
+    order_id: OrderId, body: StatusChange, _: Writer, app: AppDep, request_id: RequestId
+) -> dict[str, Any]:
+    command = ChangeOrderStatus(order_id=order_id, status=body.status)
+    change = use_cases.change_status(app.orders_uow, command, request_id)
+    return order_data(change.order) | {"changed": change.changed}
+
+
+def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    """Problem details as usual, counting a refused order under ORDERS_CREATED."""
+    if getattr(request.scope.get("route"), "name", None) == PLACE_ORDER:
+        ORDERS_CREATED.labels(outcome="invalid").inc()
+    return problems.validation_problem(request, exc)
+
+
+def create_app(app: App) -> FastAPI:
+    api = service.build(
+        app,
+        "orders",
+        title="ordtool order service",
+        description="Orders of the order system. Every route but /healthz and /readyz needs "
+        "Authorization: Bearer <key> (ordtool keys create).",
+    )
+    api.add_exception_handler(RequestValidationError, _invalid_input)
+    api.include_router(router)
+    return api
