@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
 
 from ordtool.domain.clock import utc_now
 from ordtool.domain.keys import ADMIN, ApiKey, generate_key, hash_key, key_id_of
@@ -162,12 +165,57 @@ def ensure_key_file(
     return token
 
 
-def read_key_file(path: Path) -> str | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return text or None
+def read_key_file(path: Path, wait_s: float = 5.0) -> str:
+    """The key in ``path``, waiting briefly if another process has just created the file and
+    not yet written the key into it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            key = ""
+        if key:
+            return key
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f"the key file {path} is missing or empty",
+                hint="delete it and start again, or set ORDTOOL_CUSTOMER_SERVICE_KEY",
+            )
+        time.sleep(0.05)
 
 
 ADMIN_SCOPES = frozenset({ADMIN})
+SERVICE_SCOPES = frozenset({"customers:read"})
+
+
+class _ServiceKeySetting(Protocol):
+    @property
+    def customer_service_key(self) -> SecretStr | None: ...
+
+
+class KeyOwner(Protocol):
+    """What the first-start functions need of ``ordtool.bootstrap.App``."""
+
+    @property
+    def settings(self) -> _ServiceKeySetting: ...
+
+    def api_key_stores(self) -> list[ApiKeyStore]: ...
+
+
+def ensure_admin_key(app: KeyOwner, path: Path) -> str | None:
+    """On first start: an admin key valid on both services, saved at ``path`` (0600) and
+    returned so that ``ordtool up`` prints it once. Later starts: None (the file exists)."""
+    return ensure_key_file(app.api_key_stores(), path, "admin", ADMIN_SCOPES)
+
+
+def ensure_service_key(app: KeyOwner, path: Path) -> str:
+    """The order service's key for calling the customer service (scope customers:read).
+
+    ``ORDTOOL_CUSTOMER_SERVICE_KEY`` wins; otherwise the key in ``path``, made on first start
+    and written to both databases.
+    """
+    configured = app.settings.customer_service_key
+    if configured is not None:
+        return configured.get_secret_value()
+    created = ensure_key_file(app.api_key_stores(), path, "order-service", SERVICE_SCOPES)
+    return created if created is not None else read_key_file(path)
