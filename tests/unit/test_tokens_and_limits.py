@@ -1,0 +1,158 @@
+"""JWT validation (on a fixed algorithm, with exp/iss/aud required) and the per-caller token
+bucket, without I/O."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+
+from ordtool.config import AuthSettings
+from ordtool.errors import ConfigurationError
+from ordtool.web.ratelimit import RateLimiter
+from ordtool.web.tokens import InvalidToken, JwtVerifier
+
+SECRET = "a-test-secret-" + "x" * 64
+ISSUER = "https://issuer.example"
+AUDIENCE = "ordtool"
+
+
+def hs_settings(**changes: Any) -> AuthSettings:
+    values: dict[str, Any] = {
+        "jwt_algorithm": "HS256",
+        "jwt_key": SecretStr(SECRET),
+        "jwt_issuer": ISSUER,
+        "jwt_audience": AUDIENCE,
+        "jwt_leeway_s": 0,
+    }
+    return AuthSettings(**(values | changes))
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    base = {
+        "sub": "svc-billing",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "exp": int(time.time()) + 300,
+        "scope": "orders:read bogus",
+    }
+    return {k: v for k, v in (base | changes).items() if v is not None}
+
+
+def unsigned(payload: dict[str, Any]) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
+
+
+def test_a_valid_token_gives_its_subject_and_known_scopes() -> None:
+    identity = JwtVerifier(hs_settings()).verify(jwt.encode(claims(), SECRET, "HS256"))
+    assert identity.subject == "svc-billing"
+    assert identity.scopes == {"orders:read"}
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (jwt.encode(claims(exp=int(time.time()) - 60), SECRET, "HS256"), "expired"),
+        (unsigned(claims()), "algorithm"),
+        (jwt.encode(claims(iss="https://evil.example"), SECRET, "HS256"), "issuer"),
+        (jwt.encode(claims(aud="someone-else"), SECRET, "HS256"), "audience"),
+        (jwt.encode(claims(exp=None), SECRET, "HS256"), "required claim"),
+        (jwt.encode(claims(iss=None), SECRET, "HS256"), "required claim"),
+        (jwt.encode(claims(aud=None), SECRET, "HS256"), "required claim"),
+        (jwt.encode(claims(sub=None), SECRET, "HS256"), "required claim"),
+        (jwt.encode(claims(), "another-secret-" + "y" * 64, "HS256"), "signature"),
+        (jwt.encode(claims(), SECRET, "HS512"), "algorithm"),
+        ("not.a.token", "malformed"),
+    ],
+    ids=[
+        "expired",
+        "alg-none",
+        "wrong-issuer",
+        "wrong-audience",
+        "no-exp",
+        "no-iss",
+        "no-aud",
+        "no-sub",
+        "bad-signature",
+        "other-algorithm",
+        "garbage",
+    ],
+)
+def test_bad_tokens_are_refused_with_a_reason(token: str, reason: str) -> None:
+    with pytest.raises(InvalidToken) as caught:
+        JwtVerifier(hs_settings()).verify(token)
+    assert reason in str(caught.value)
+
+
+def _rsa_pair() -> tuple[Any, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public_pem.decode()
+
+
+def test_rs256_accepts_the_issuers_signature_and_refuses_hmac_with_the_public_key() -> None:
+    private, public_pem = _rsa_pair()
+    verifier = JwtVerifier(hs_settings(jwt_algorithm="RS256", jwt_key=SecretStr(public_pem)))
+    assert verifier.verify(jwt.encode(claims(), private, "RS256")).subject == "svc-billing"
+    # The classic confusion attack: an HS256 token "signed" with the public key as secret.
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
+    signature = hmac.new(public_pem.encode(), header + b"." + body, hashlib.sha256).digest()
+    token = b".".join([header, body, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
+    with pytest.raises(InvalidToken, match="algorithm"):
+        verifier.verify(token)
+
+
+def test_misconfiguration_is_found_at_start() -> None:
+    with pytest.raises(ConfigurationError, match="ISSUER"):
+        JwtVerifier(hs_settings(jwt_issuer=None))
+    with pytest.raises(ConfigurationError, match="not a valid RS256 key"):
+        JwtVerifier(hs_settings(jwt_algorithm="RS256", jwt_key=SecretStr("not a pem")))
+    with pytest.raises(ConfigurationError):
+        JwtVerifier(hs_settings(jwt_key=None))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = Clock()
+    limiter = RateLimiter(2.0, 3, clock=clock)
+    assert [limiter.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("a")
+    assert wait == pytest.approx(0.5)
+    assert limiter.acquire("b") == 0.0  # buckets are per caller
+    clock.now += 0.5
+    assert limiter.acquire("a") == 0.0
+    assert limiter.acquire("a") > 0
+    clock.now += 100
+    assert [limiter.acquire("a") for _ in range(4)][:3] == [0.0, 0.0, 0.0]  # never above burst
+
+
+def test_idle_buckets_are_forgotten_when_the_table_is_full() -> None:
+    clock = Clock()
+    limiter = RateLimiter(1.0, 1, clock=clock, max_callers=2)
+    limiter.acquire("a")
+    limiter.acquire("b")
+    clock.now += 5  # both refilled
+    limiter.acquire("c")
+    assert set(limiter._buckets) == {"c"}
