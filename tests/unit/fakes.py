@@ -79,8 +79,11 @@ class FakeCustomerRepository:
             assert customer.id in self._rows, "update of a customer that does not exist"
             self._rows[customer.id] = customer
 
-    def get(self, customer_id: int) -> Customer | None:
+    def get(self, customer_id: int, *, for_update: bool = False) -> Customer | None:
         return self._rows.get(customer_id)
+
+    def delete(self, customer_id: int) -> bool:
+        return self._rows.pop(customer_id, None) is not None
 
     def exists(self, customer_id: int) -> bool:
         return customer_id in self._rows
