@@ -22,6 +22,7 @@ from ordtool.customers_client.cache import (
 )
 from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.customers_client.local import LocalCustomerDirectory
+from ordtool.messaging.runtime import Events
 from ordtool.services.keys import KeyVerifier
 from ordtool.services.ports import ApiKeyStore, CustomerDirectory
 from ordtool.store import migrate
@@ -138,6 +139,11 @@ class App:
     def idempotency_store(self, database: migrate.Database) -> SqlIdempotencyStore:
         table = orders_idempotency if database == "orders" else customers_idempotency
         return SqlIdempotencyStore(self.engine(database), table)
+
+    @cached_property
+    def events(self) -> Events:
+        """The outbox relay, consumers and event operations (no connection until asked)."""
+        return Events(self.settings, self.engine)
 
     def close(self) -> None:
         directory = self.__dict__.pop("customer_directory", None)

@@ -53,3 +53,16 @@ IDEMPOTENCY_OUTCOMES = Counter(
     "released).",
     ["outcome"],
 )
+EVENTS_PUBLISH_FAILURES = Counter(
+    "ordtool_events_publish_failures_total",
+    "Outbox events the broker nacked, returned (unroutable) or never confirmed; sent again.",
+    ["source"],
+)
+RELAY_CONNECTS = Counter(
+    "ordtool_relay_broker_connects_total", "Broker connections the outbox relay opened."
+)
+EVENTS_CONSUMED = Counter(
+    "ordtool_events_consumed_total",
+    "Deliveries handled by consumers, by outcome (handled, duplicate, retried, dead_lettered).",
+    ["consumer", "outcome"],
+)

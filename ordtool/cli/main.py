@@ -13,7 +13,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from ordtool import __version__
-from ordtool.cli import customers, db, keys, orders, shared
+from ordtool.cli import customers, db, events, keys, orders, shared
 from ordtool.cli.seed import seed
 from ordtool.cli.stack import down, serve, status, up
 from ordtool.errors import OrdtoolError
@@ -33,6 +33,7 @@ app = typer.Typer(
 app.add_typer(customers.cli, name="customers")
 app.add_typer(orders.cli, name="orders")
 app.add_typer(db.cli, name="db")
+app.add_typer(events.cli, name="events")
 app.add_typer(keys.cli, name="keys")
 app.command()(seed)
 for command in (up, down, status, serve):

@@ -1,0 +1,130 @@
+"""The audit consumer and ``ordtool events verify``.
+
+The audit queue is bound to every event type and declared before the relay's first publish,
+so it receives every event published. The consumer records each one in ``audit_events``
+(orders database) once, counting further deliveries of the same event id. Verification
+compares that record with the outboxes of both databases:
+
+- lost: published (confirmed by the broker) but never received: a broken guarantee;
+- pending: not yet published (the relay is behind or stopped): not lost yet;
+- duplicates: received more than once (at-least-once at work; the inbox dropped them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from ordtool.domain.clock import utc_now
+from ordtool.messaging.consumer import InboxProcessor, Received
+from ordtool.messaging.outbox import OutboxSource, published_event_ids, unpublished_count
+from ordtool.store.tables import audit_events, orders_inbox
+from ordtool.store.transactions import transaction
+
+AUDIT_CONSUMER = "audit"
+SHOWN_LOST_IDS = 20
+VERIFY_POLL_S = 0.5
+
+
+def audit_processor(orders_engine: Engine) -> InboxProcessor:
+    return InboxProcessor(AUDIT_CONSUMER, orders_engine, orders_inbox, _record, _count_again)
+
+
+def _record(connection: Connection, received: Received) -> None:
+    envelope, now = received.envelope, utc_now()
+    connection.execute(
+        insert(audit_events).values(
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            source=received.source,
+            occurred_at=envelope.occurred_at,
+            received_at=now,
+            deliveries=1,
+        )
+    )
+
+
+def _count_again(connection: Connection, received: Received) -> None:
+    connection.execute(
+        update(audit_events)
+        .where(audit_events.c.event_id == str(received.envelope.id))
+        .values(deliveries=audit_events.c.deliveries + 1)
+    )
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    published: int = 0
+    received: int = 0
+    pending: int = 0
+    duplicates: int = 0  # events delivered more than once
+    extra_deliveries: int = 0  # deliveries beyond the first, summed
+    lost_ids: list[str] = field(default_factory=list)
+    lost: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "published": self.published,
+            "received": self.received,
+            "lost": self.lost,
+            "pending": self.pending,
+            "duplicates": self.duplicates,
+            "extra_deliveries": self.extra_deliveries,
+            "lost_ids": self.lost_ids,
+            "ok": self.ok,
+        }
+
+
+def reconcile(
+    sources: Sequence[OutboxSource], orders_engine: Engine, since: datetime | None
+) -> Reconciliation:
+    received = _audited(orders_engine, since)
+    result = Reconciliation()
+    for source in sources:
+        result.pending += unpublished_count(source, since)
+        for chunk in published_event_ids(source, since):
+            result.published += len(chunk)
+            for event_id in chunk:
+                deliveries = received.get(event_id)
+                if deliveries is None:
+                    result.lost += 1
+                    if len(result.lost_ids) < SHOWN_LOST_IDS:
+                        result.lost_ids.append(event_id)
+                    continue
+                result.received += 1
+                if deliveries > 1:
+                    result.duplicates += 1
+                    result.extra_deliveries += deliveries - 1
+    return result
+
+
+def verify(
+    sources: Sequence[OutboxSource],
+    orders_engine: Engine,
+    since: datetime | None,
+    wait_s: float,
+) -> Reconciliation:
+    """Reconcile; while events are missing, give the audit consumer up to ``wait_s`` seconds
+    to catch up (a published event may still be in its queue)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        result = reconcile(sources, orders_engine, since)
+        if result.ok or time.monotonic() >= deadline:
+            return result
+        time.sleep(VERIFY_POLL_S)
+
+
+def _audited(orders_engine: Engine, since: datetime | None) -> dict[str, int]:
+    statement = select(audit_events.c.event_id, audit_events.c.deliveries)
+    if since is not None:
+        statement = statement.where(audit_events.c.occurred_at >= since)
+    with transaction(orders_engine) as connection:
+        return {row.event_id: row.deliveries for row in connection.execute(statement)}

@@ -1,0 +1,236 @@
+"""The consumer building block: prefetch, one transaction per event, ack after commit.
+
+For each delivery:
+
+1. decode the envelope (``codec``); a message that cannot be an event goes to the dead-letter
+   queue at once: retrying it cannot help;
+2. run the processor. ``InboxProcessor`` inserts ``(consumer, event id)`` into the inbox and
+   runs the handler in the same database transaction, so a redelivered event (the relay
+   re-sends after a crash, the broker redelivers after a lost ack) is recognised and skipped;
+3. ack only after that transaction committed. A crash before the ack redelivers the event;
+   the inbox then drops it.
+4. A handler that raises is retried (requeued after a short backoff) up to ``max_attempts``
+   deliveries, then dead-lettered, never acked as if it had worked. Quorum queues count
+   deliveries themselves (``x-delivery-count``), and their ``x-delivery-limit`` dead-letters a
+   message that keeps killing its consumer before it can even nack.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ordtool import metrics
+from ordtool.config import EventsSettings
+from ordtool.domain.clock import utc_now
+from ordtool.messaging import broker
+from ordtool.messaging.codec import Envelope, PoisonMessage, Source, decode, source_of
+from ordtool.messaging.topology import Topology
+from ordtool.store.transactions import transaction
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_S = 1.0
+MAX_TRACKED_FAILURES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    envelope: Envelope
+    source: Source
+    attempt: int  # 1 on the first delivery
+
+
+# A processor handles one event; it returns False when it recognised a duplicate. It may
+# raise PoisonMessage for an event it can never handle (dead-lettered at once).
+Processor = Callable[[Received], bool]
+Handler = Callable[[Connection, Received], None]
+
+
+class InboxProcessor:
+    """Run ``handle`` at most once per event id for the consumer ``name``: the inbox row and
+    the handler's writes commit together. A duplicate runs ``on_duplicate`` instead."""
+
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        inbox: Table,
+        handle: Handler,
+        on_duplicate: Handler | None = None,
+    ) -> None:
+        self.name, self._engine, self._inbox = name, engine, inbox
+        self._handle, self._on_duplicate = handle, on_duplicate
+        dialect = engine.dialect.name
+        self._insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+    def __call__(self, received: Received) -> bool:
+        with transaction(self._engine, write=True) as connection:
+            if not self._record(connection, received):
+                if self._on_duplicate is not None:
+                    self._on_duplicate(connection, received)
+                return False
+            self._handle(connection, received)
+            return True
+
+    def _record(self, connection: Connection, received: Received) -> bool:
+        statement = (
+            self._insert(self._inbox)
+            .values(consumer=self.name, event_id=str(received.envelope.id), received_at=utc_now())
+            .on_conflict_do_nothing()
+        )
+        return connection.execute(statement).rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """Where a consumer reads: ``name`` = a durable quorum queue shared by every instance (each
+    event handled once, kept while nobody consumes); ``name=None`` = a private, exclusive
+    queue that lives as long as the connection (every instance sees every event)."""
+
+    patterns: tuple[str, ...]
+    name: str | None = None
+
+
+class Outcome(enum.Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class Consumer:
+    def __init__(
+        self,
+        name: str,
+        params: pika.URLParameters,
+        topology: Topology,
+        queue: QueueSpec,
+        process: Processor,
+        settings: EventsSettings,
+    ) -> None:
+        self.name = name
+        self._params, self._topology, self._queue = params, topology, queue
+        self._process, self._settings = process, settings
+        self._failures: dict[str, int] = {}
+        self.ready = threading.Event()  # set once the queue is bound and consumed
+
+    def run(self, stop: threading.Event, *, fail_fast: bool = False) -> None:
+        """Consume until ``stop`` is set, reconnecting with backoff across broker outages.
+        ``fail_fast``: raise DependencyUnavailable if the first connection fails."""
+        delays: Iterator[float] | None = None
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+                return
+            except broker.TRANSIENT_ERRORS as exc:
+                if fail_fast and not self.ready.is_set():
+                    raise
+                self.ready.clear()
+                delays = delays or broker.reconnect_delays(self._settings.reconnect_max_s)
+                log.warning("consumer %s: %s; reconnecting", self.name, exc)
+                stop.wait(next(delays))
+
+    def _consume(self, stop: threading.Event) -> None:
+        with broker.blocking_channel(self._params) as channel:
+            self._topology.declare(channel)
+            queue = self._declare(channel)
+            channel.basic_qos(prefetch_count=self._settings.prefetch)
+            channel.basic_consume(queue, self._on_message)
+            self.ready.set()
+            log.info("consumer %s: consuming %s", self.name, queue)
+            while not stop.is_set():
+                channel.connection.process_data_events(time_limit=0.25)  # type: ignore[arg-type]
+
+    def _declare(self, channel: BlockingChannel) -> str:
+        spec = self._queue
+        if spec.name is not None:
+            self._topology.declare_queue(channel, spec.name, spec.patterns)
+            return spec.name
+        arguments = {"x-dead-letter-exchange": self._topology.dead_letter_exchange}
+        declared = channel.queue_declare("", exclusive=True, auto_delete=True, arguments=arguments)
+        queue = str(declared.method.queue)
+        for pattern in spec.patterns:
+            channel.queue_bind(queue, self._topology.exchange, routing_key=pattern)
+        return queue
+
+    def _on_message(
+        self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+        body: bytes,
+    ) -> None:
+        outcome = self.handle(body, properties)
+        metrics.EVENTS_CONSUMED.labels(self.name, outcome.value).inc()
+        tag = int(method.delivery_tag or 0)
+        if outcome in (Outcome.HANDLED, Outcome.DUPLICATE):
+            channel.basic_ack(tag)
+        else:
+            channel.basic_nack(tag, requeue=outcome is Outcome.RETRIED)
+
+    def handle(self, body: bytes, properties: BasicProperties) -> Outcome:
+        """Decide one delivery's fate (the ack or nack is the caller's)."""
+        try:
+            envelope = decode(body)
+        except PoisonMessage as exc:
+            return self._poison(properties.message_id, exc)
+        event_id = str(envelope.id)
+        attempt = self._attempt(event_id, properties)
+        try:
+            handled = self._process(Received(envelope, source_of(envelope.type), attempt))
+        except PoisonMessage as exc:
+            return self._poison(event_id, exc)
+        except Exception as exc:
+            return self._failed(event_id, attempt, exc)
+        self._failures.pop(event_id, None)
+        return Outcome.HANDLED if handled else Outcome.DUPLICATE
+
+    def _poison(self, message_id: str | None, exc: PoisonMessage) -> Outcome:
+        log.error("consumer %s: dead-lettering message %s: %s", self.name, message_id, exc)
+        return Outcome.DEAD_LETTERED
+
+    def _attempt(self, event_id: str, properties: BasicProperties) -> int:
+        # Quorum queues tell how often a message was delivered before; a private classic
+        # queue does not, so failures are also counted here.
+        headers = properties.headers or {}
+        delivered_before = headers.get("x-delivery-count", 0)
+        if not isinstance(delivered_before, int):
+            delivered_before = 0
+        return max(delivered_before, self._failures.get(event_id, 0)) + 1
+
+    def _failed(self, event_id: str, attempt: int, exc: Exception) -> Outcome:
+        if attempt >= self._settings.max_attempts:
+            log.error("consumer %s: event %s failed %d times, dead-lettering: %s",
+                      self.name, event_id, attempt, exc)
+            self._failures.pop(event_id, None)
+            return Outcome.DEAD_LETTERED
+        log.warning("consumer %s: event %s failed (attempt %d), retrying: %s",
+                    self.name, event_id, attempt, exc)
+        if len(self._failures) >= MAX_TRACKED_FAILURES:
+            self._failures.clear()
+        self._failures[event_id] = attempt
+        time.sleep(min(MAX_RETRY_DELAY_S, 0.05 * 2**attempt))
+        return Outcome.RETRIED
+
+
+def invalidating(invalidate: Callable[[int], object]) -> Processor:
+    """A processor for customer events: drop the changed customer from a look-up cache.
+    Invalidating twice is harmless, so it needs no inbox."""
+
+    def process(received: Received) -> bool:
+        customer_id = received.envelope.data.get("id")
+        if not isinstance(customer_id, int) or isinstance(customer_id, bool) or customer_id < 1:
+            raise PoisonMessage(f"customer event without a customer id: {customer_id!r}")
+        invalidate(customer_id)
+        return True
+
+    return process

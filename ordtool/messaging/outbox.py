@@ -1,0 +1,156 @@
+"""The relay's queries over an outbox table (``store.tables._outbox``).
+
+Rows are read in id order and marked by their ids, never by an id range: on PostgreSQL an id
+can commit after a higher one, so a range could mark a row nobody published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Table, delete, func, select, update
+
+from ordtool.domain.chunks import batched
+from ordtool.messaging.codec import Source
+from ordtool.messaging.publisher import Outgoing
+from ordtool.store.transactions import transaction
+
+PURGE_CHUNK = 5_000
+ID_CHUNK = 5_000  # below SQLite's and psycopg's bound-parameter limits
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSource:
+    name: Source
+    engine: Engine
+    outbox: Table
+    leases: Table
+
+    @property
+    def lease_name(self) -> str:
+        return f"relay:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    event_id: str
+    event_type: str
+    payload: str
+    occurred_at: datetime
+
+    def outgoing(self) -> Outgoing:
+        return Outgoing(self.event_id, self.event_type, self.payload.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    source: Source
+    backlog: int
+    oldest_unpublished: datetime | None
+    last_published: datetime | None
+    retained: int
+
+
+def _columns(table: Table) -> list[ColumnElement[Any]]:
+    c = table.c
+    return [c.id, c.event_id, c.event_type, c.payload, c.occurred_at]
+
+
+def fetch_unpublished(source: OutboxSource, limit: int) -> list[OutboxRow]:
+    table = source.outbox
+    statement = (
+        select(*_columns(table)).where(table.c.published_at.is_(None)).order_by(table.c.id)
+    ).limit(limit)
+    with transaction(source.engine) as connection:
+        return [OutboxRow(*row) for row in connection.execute(statement)]
+
+
+def fetch_published(
+    source: OutboxSource, since: datetime, after_id: int, limit: int
+) -> list[OutboxRow]:
+    """Published rows that occurred at or after ``since``, in id order after ``after_id``
+    (what ``ordtool events replay`` sends again)."""
+    table = source.outbox
+    statement = (
+        select(*_columns(table))
+        .where(table.c.published_at.is_not(None))
+        .where(table.c.occurred_at >= since)
+        .where(table.c.id > after_id)
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    with transaction(source.engine) as connection:
+        return [OutboxRow(*row) for row in connection.execute(statement)]
+
+
+def mark_published(source: OutboxSource, ids: Sequence[int], now: datetime) -> None:
+    table = source.outbox
+    with transaction(source.engine, write=True) as connection:
+        for chunk in batched(ids, ID_CHUNK):
+            connection.execute(
+                update(table).where(table.c.id.in_(chunk)).values(published_at=now)
+            )
+
+
+def purge_published(source: OutboxSource, before: datetime) -> int:
+    """Delete rows published before ``before``, a chunk per transaction so that a large purge
+    never holds the write lock for long."""
+    table, purged = source.outbox, 0
+    while True:
+        doomed = (
+            select(table.c.id)
+            .where(table.c.published_at < before)
+            .order_by(table.c.id)
+            .limit(PURGE_CHUNK)
+            .scalar_subquery()
+        )
+        with transaction(source.engine, write=True) as connection:
+            deleted = connection.execute(delete(table).where(table.c.id.in_(doomed))).rowcount
+        purged += deleted
+        if deleted < PURGE_CHUNK:
+            return purged
+
+
+def status(source: OutboxSource) -> OutboxStatus:
+    c = source.outbox.c
+    unpublished = c.published_at.is_(None)
+    with transaction(source.engine) as connection:
+        backlog, oldest = connection.execute(
+            select(func.count(), func.min(c.occurred_at)).where(unpublished)
+        ).one()
+        retained, last = connection.execute(
+            select(func.count(), func.max(c.published_at)).where(c.published_at.is_not(None))
+        ).one()
+    return OutboxStatus(source.name, backlog, oldest, last, retained)
+
+
+def published_event_ids(source: OutboxSource, since: datetime | None) -> Iterator[set[str]]:
+    """The ids of published events (occurring at or after ``since``), a chunk at a time."""
+    table = source.outbox
+    statement = select(table.c.event_id).where(table.c.published_at.is_not(None))
+    if since is not None:
+        statement = statement.where(table.c.occurred_at >= since)
+    with transaction(source.engine) as connection:
+        result = connection.execute(statement.execution_options(yield_per=ID_CHUNK))
+        for chunk in result.scalars().partitions():
+            yield set(chunk)
+
+
+def unpublished_count(source: OutboxSource, since: datetime | None) -> int:
+    return _count(source, source.outbox.c.published_at.is_(None), since)
+
+
+def published_count(source: OutboxSource, since: datetime | None) -> int:
+    return _count(source, source.outbox.c.published_at.is_not(None), since)
+
+
+def _count(source: OutboxSource, condition: ColumnElement[bool], since: datetime | None) -> int:
+    statement = select(func.count()).where(condition)
+    if since is not None:
+        statement = statement.where(source.outbox.c.occurred_at >= since)
+    with transaction(source.engine) as connection:
+        return int(connection.execute(statement).scalar_one())

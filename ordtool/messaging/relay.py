@@ -1,0 +1,182 @@
+"""The outbox relay: outbox rows -> RabbitMQ, marked published only after their confirm.
+
+One relay process serves the outboxes of both databases over one long-lived connection.
+Per outbox it must hold the lease ``relay:<outbox>`` (``lease.py``), so one relay at a time
+publishes an outbox, in id order, and one aggregate's events leave in the order they were
+written. A relay that holds no lease is a standby: it keeps trying and takes over when the
+holder dies.
+
+Each pass: read up to ``batch_size`` unpublished rows, publish them all with confirms in
+flight, stamp ``published_at`` on the confirmed ones in one UPDATE. A crash between the
+publish and the stamp sends those rows again: delivery is at least once, and consumers drop
+duplicates by event id. Any failure (broker down, a nack, a returned message, the database
+gone) closes the connection and retries after a jittered backoff, forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+
+import pika
+
+from ordtool import metrics
+from ordtool.config import EventsSettings
+from ordtool.domain.clock import utc_now
+from ordtool.errors import DependencyUnavailable
+from ordtool.messaging import broker
+from ordtool.messaging.codec import Source
+from ordtool.messaging.lease import Lease
+from ordtool.messaging.outbox import (
+    OutboxSource,
+    fetch_unpublished,
+    mark_published,
+    purge_published,
+)
+from ordtool.messaging.publisher import ConfirmingPublisher
+from ordtool.messaging.topology import Topology
+
+log = logging.getLogger(__name__)
+
+STANDBY_POLL_FRACTION = 0.25  # of the lease's time-to-live
+
+
+class PublishFailed(DependencyUnavailable):
+    """Some events of a batch were nacked, returned or not confirmed in time."""
+
+
+def holder_id() -> str:
+    """Who holds a lease: readable in ``ordtool events status``, unique per process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Relay:
+    def __init__(
+        self,
+        sources: Sequence[OutboxSource],
+        params: pika.URLParameters,
+        topology: Topology,
+        settings: EventsSettings,
+        holder: str | None = None,
+    ) -> None:
+        self.holder = holder or holder_id()
+        self._sources = list(sources)
+        self._params = params
+        self._topology = topology
+        self._settings = settings
+        self._publisher = ConfirmingPublisher(params, topology.exchange)
+        self._leases = {
+            s.name: Lease(s.engine, s.leases, s.lease_name, self.holder, settings.lease_ttl_s)
+            for s in self._sources
+        }
+        self._next_purge = {s.name: 0.0 for s in self._sources}
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop`` is set; then finish the batch in hand, give the leases up (a
+        standby takes over at once) and close the connection."""
+        delays = self._delays()
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.step()
+                except broker.TRANSIENT_ERRORS as exc:
+                    log.warning("relay: %s; retrying", exc)
+                    self._publisher.close()
+                    stop.wait(next(delays))
+                    continue
+                delays = self._delays()
+                if not busy:
+                    self._wait(stop, self._idle_seconds())
+        finally:
+            self.shutdown()
+
+    def step(self) -> bool:
+        """One pass over the outboxes whose lease this relay holds; True when it published
+        a full batch (so more may be waiting)."""
+        held = [s for s in self._sources if self._leases[s.name].hold()]
+        if held:
+            self._ensure_open()
+        busy = False
+        for source in held:
+            busy |= self._relay_batch(source, self._leases[source.name])
+            self._purge_when_due(source)
+        return busy
+
+    def holds(self, source: Source) -> bool:
+        return self._leases[source].remaining() > 0
+
+    def shutdown(self) -> None:
+        self._publisher.close()
+        for lease in self._leases.values():
+            if lease.remaining() > 0:
+                try:
+                    lease.release()
+                except broker.TRANSIENT_ERRORS as exc:  # the lease then simply expires
+                    log.warning("relay: could not release %s: %s", lease.name, exc)
+
+    def _relay_batch(self, source: OutboxSource, lease: Lease) -> bool:
+        if self._publisher.blocked:
+            return False  # the broker asked publishers to wait (resource alarm)
+        rows = fetch_unpublished(source, self._settings.batch_size)
+        metrics.OUTBOX_BACKLOG.labels(source.name).set(len(rows))
+        if not rows:
+            return False
+        # Never wait for confirms past the lease: a successor may be publishing by then.
+        timeout = min(self._settings.confirm_timeout_s, lease.remaining())
+        verdicts = self._publisher.publish([row.outgoing() for row in rows], timeout)
+        confirmed = [row.id for row, ok in zip(rows, verdicts, strict=True) if ok]
+        if confirmed:
+            mark_published(source, confirmed, utc_now())
+            metrics.EVENTS_PUBLISHED.labels(source.name).inc(len(confirmed))
+        failed = len(rows) - len(confirmed)
+        if failed:
+            metrics.EVENTS_PUBLISH_FAILURES.labels(source.name).inc(failed)
+            raise PublishFailed(
+                f"{failed} of {len(rows)} {source.name} events were not confirmed "
+                "(nacked, returned as unroutable, or the connection failed)"
+            )
+        return len(rows) == self._settings.batch_size
+
+    def _ensure_open(self) -> None:
+        if self._publisher.is_open:
+            return
+        # The audit queue exists before the first publish: nothing is published unkept.
+        with broker.blocking_channel(self._params) as channel:
+            self._topology.declare(channel)
+        self._publisher.open(self._settings.connect_timeout_s)
+        metrics.RELAY_CONNECTS.inc()
+        log.info("relay %s: connected to the broker", self.holder)
+
+    def _purge_when_due(self, source: OutboxSource) -> None:
+        now = time.monotonic()
+        if now < self._next_purge[source.name]:
+            return
+        self._next_purge[source.name] = now + self._settings.purge_interval_s
+        cutoff = utc_now() - timedelta(hours=self._settings.retention_hours)
+        purged = purge_published(source, cutoff)
+        if purged:
+            log.info("relay: purged %d %s events published before %s", purged, source.name,
+                     cutoff)
+
+    def _idle_seconds(self) -> float:
+        if any(lease.remaining() > 0 for lease in self._leases.values()):
+            return self._settings.poll_interval_s
+        return self._settings.lease_ttl_s * STANDBY_POLL_FRACTION
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Wait, answering the broker's heartbeats when connected; return early on stop."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            if self._publisher.is_open:
+                self._publisher.idle(min(remaining, 0.25))
+            else:
+                stop.wait(min(remaining, 0.25))
+
+    def _delays(self) -> Iterator[float]:
+        return broker.reconnect_delays(self._settings.reconnect_max_s)
