@@ -28,16 +28,23 @@ def generate_customers(count: int, seed: int) -> Iterator[CreateCustomer]:
     last_names = _pool(fake.last_name)
     streets = _pool(fake.street_name)
     cities = [(fake.city(), fake.state_abbr(), fake.postcode()) for _ in range(POOL_SIZE)]
+    # Cleaned once per pool entry rather than once per customer (a regex per row showed up
+    # in the profile of seeding 100,000).
+    email_safe = {name: _email_safe(name) for name in (*first_names, *last_names)}
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     addresses: set[str] = set()
     for index in range(1, count + 1):
         first, last = rng.choice(first_names), rng.choice(last_names)
         address = _fresh_address(rng, streets, cities, addresses)
         # The index makes the email unique without retries; the name keeps it readable.
-        local = _NOT_EMAIL_SAFE.sub("", f"{first}.{last}".lower()) or "customer"
+        local = f"{email_safe[first]}{email_safe[last]}" or "customer"
         email = f"{local}.{index}@{EMAIL_DOMAINS[index % len(EMAIL_DOMAINS)]}"
         # Built from known-good parts, so skip per-row validation (a test validates a sample).
         yield CreateCustomer.model_construct(name=f"{first} {last}", email=email, address=address)
+
+
+def _email_safe(name: str) -> str:
+    return _NOT_EMAIL_SAFE.sub("", name.lower())
 
 
 def _pool(draw: Callable[[], str]) -> list[str]:
