@@ -20,8 +20,6 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from ordtool.bootstrap import App
-from ordtool.cli import main as cli_main
-from ordtool.cli import shared
 from ordtool.config import CustomerCheckSettings, Settings
 from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.errors import DependencyUnavailable
@@ -216,11 +214,18 @@ def open_breaker(stub: StubCustomerService, directory: HttpCustomerDirectory) ->
     assert directory.health()["breaker"]["state"] == "open"
 
 
-def test_open_breaker_fails_at_once_without_a_request(
-    stub: StubCustomerService, make_directory: MakeDirectory
-) -> None:
+@pytest.fixture
+def tripped(stub: StubCustomerService, make_directory: MakeDirectory) -> HttpCustomerDirectory:
+    """An adapter whose breaker has just opened."""
     directory = make_directory(stub.url, **BREAKER)
     open_breaker(stub, directory)
+    return directory
+
+
+def test_open_breaker_fails_at_once_without_a_request(
+    stub: StubCustomerService, tripped: HttpCustomerDirectory
+) -> None:
+    directory = tripped
     seen = stub.requests
     gauge = metric("ordtool_circuit_breaker_state", dependency="customer-service")
     result, took = timed(lambda: directory.lookup(KNOWN))
@@ -232,10 +237,9 @@ def test_open_breaker_fails_at_once_without_a_request(
 
 
 def test_breaker_recovers_after_the_interval_through_a_probe(
-    stub: StubCustomerService, make_directory: MakeDirectory
+    stub: StubCustomerService, tripped: HttpCustomerDirectory
 ) -> None:
-    directory = make_directory(stub.url, **BREAKER)
-    open_breaker(stub, directory)
+    directory = tripped
     stub.state.mode = "normal"
     with pytest.raises(DependencyUnavailable):
         directory.lookup(KNOWN)  # still open: the service is not asked yet
@@ -247,10 +251,9 @@ def test_breaker_recovers_after_the_interval_through_a_probe(
 
 
 def test_failed_probe_reopens_the_breaker(
-    stub: StubCustomerService, make_directory: MakeDirectory
+    stub: StubCustomerService, tripped: HttpCustomerDirectory
 ) -> None:
-    directory = make_directory(stub.url, **BREAKER)
-    open_breaker(stub, directory)
+    directory = tripped
     time.sleep(0.6)
     seen = stub.requests
     with pytest.raises(DependencyUnavailable):
@@ -417,6 +420,9 @@ def test_cli_gives_up_within_the_deadline(
 ) -> None:
     # The same command in-process, so that interpreter start-up (seconds on a loaded
     # machine) stays out of the measured time.
+    from ordtool.cli import main as cli_main
+    from ordtool.cli import shared
+
     for key in [key for key in os.environ if key.startswith("ORDTOOL_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("ORDTOOL_DATA_DIR", str(tmp_path / "cli-data"))
