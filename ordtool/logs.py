@@ -90,7 +90,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
+            "request_id": _request_id_or_none(record),
         }
         line.update({f: getattr(record, f) for f in ACCESS_FIELDS if hasattr(record, f)})
         if record.exc_info and not record.exc_text:
@@ -98,6 +98,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_text:
             line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _request_id_or_none(record: logging.LogRecord) -> str | None:
+    request_id = getattr(record, "request_id", None)
+    return None if request_id in (None, "-") else str(request_id)
 
 
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:

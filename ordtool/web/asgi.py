@@ -12,14 +12,20 @@ from fastapi import FastAPI
 from ordtool.bootstrap import App
 from ordtool.config import load_settings
 from ordtool.logs import configure_logging
-from ordtool.web import customers_app, orders_app
+
+# Each factory imports only its own service, so a customer-service process never loads the
+# order service's modules (the live page, the event feed).
 
 
 def customers() -> FastAPI:
+    from ordtool.web import customers_app
+
     return customers_app.create_app(_app())
 
 
 def orders() -> FastAPI:
+    from ordtool.web import orders_app
+
     return orders_app.create_app(_app())
 
 
