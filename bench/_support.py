@@ -19,7 +19,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,6 +253,131 @@ def run_wrk(url: str, *, connections: int, duration_s: int, threads: int = 2,
     )
 
 
-def write_ids(path: Path, ids: Sequence[int]) -> Path:
+def write_ids(path: Path, ids: Iterable[int]) -> Path:
     path.write_text("\n".join(str(i) for i in ids) + "\n")
     return path
+
+
+@dataclass
+class Stack:
+    """A customer service and an order service started for one benchmark."""
+
+    bench: Bench
+    env: dict[str, str]
+    customers_url: str
+    admin_key: str
+    service_key: str
+    ids_file: Path
+    customer_ids: list[int]
+    customers: Proc
+    orders: Proc | None = None
+    orders_url: str = ""
+
+    def start_orders(self, customer_url: str | None = None,
+                     extra_env: Mapping[str, str] | None = None) -> Proc:
+        """(Re)start the order service: a new process, so an empty in-process cache.
+        ``customer_url`` points it elsewhere than the customer service (a delay proxy)."""
+        if self.orders is not None:
+            self.orders.stop()
+        port = free_port()
+        env = self.env | {"ORDTOOL_CUSTOMER_SERVICE_URL": customer_url or self.customers_url,
+                          "ORDTOOL_CUSTOMER_SERVICE_KEY": self.service_key} | dict(extra_env or {})
+        self.orders = self.bench.spawn(
+            "orders", [sys.executable, "-m", "ordtool", "serve", "orders", "--port", str(port)],
+            env)
+        self.orders_url = f"http://{HOST}:{port}"
+        wait_http(f"{self.orders_url}/healthz", self.orders)
+        return self.orders
+
+    def stop(self) -> None:
+        for proc in (self.orders, self.customers):
+            if proc is not None:
+                proc.stop()
+
+
+def base_env(bench: Bench, name: str, pg: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings for a bench stack: its own data dir; production settings (INFO logs as JSON,
+    as a deployed service would log); PostgreSQL when ``pg`` names the two databases."""
+    env = {"ORDTOOL_DATA_DIR": str(bench.workdir / name), "ORDTOOL_ENVIRONMENT": "production"}
+    if pg:
+        env["ORDTOOL_ORDERS_DATABASE_URL"] = pg["orders"]
+        env["ORDTOOL_CUSTOMERS_DATABASE_URL"] = pg["customers"]
+    return env
+
+
+def start_customers(bench: Bench, env: dict[str, str], *, customers: int) -> Stack:
+    """Migrate, seed ``customers`` generated customers (plus the shipped seeds), make an
+    admin key and the order service's key, start the customer service."""
+    ordtool(["db", "upgrade"], env)
+    ordtool(["seed", "--idempotent", "--count", str(customers)], env)
+    admin_key = create_key(env, "bench-admin", "admin")
+    service_key = create_key(env, "bench-orders-service", "customers:read")
+    port = free_port()
+    proc = bench.spawn(
+        "customers", [sys.executable, "-m", "ordtool", "serve", "customers", "--port", str(port)],
+        env)
+    url = f"http://{HOST}:{port}"
+    wait_http(f"{url}/healthz", proc)
+    ids = sorted(customer_ids(database_url(env, "customers")))
+    return Stack(bench, env, url, admin_key, service_key,
+                 write_ids(bench.workdir / "customer_ids.txt", ids), ids, proc)
+
+
+def start_stack(bench: Bench, env: dict[str, str], *, customers: int) -> Stack:
+    """Both services, the order service asking the customer service directly."""
+    stack = start_customers(bench, env, customers=customers)
+    stack.start_orders()
+    return stack
+
+
+def database_url(env: Mapping[str, str], name: str) -> str:
+    """The URL a bench stack's service uses for its database (as ordtool's Settings does)."""
+    configured = env.get(f"ORDTOOL_{name.upper()}_DATABASE_URL")
+    return configured or f"sqlite:///{Path(env['ORDTOOL_DATA_DIR']) / f'{name}.db'}"
+
+
+def start_ceiling(bench: Bench, db_file: Path) -> tuple[str, Proc]:
+    """bench/ceiling_app.py under the same uvicorn settings as `ordtool serve`."""
+    port = free_port()
+    proc = bench.spawn(
+        "ceiling", [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR),
+                    "ceiling_app:create_app", "--factory", "--host", HOST, "--port", str(port),
+                    *UVICORN_FLAGS],
+        {"CEILING_DB": str(db_file)})
+    url = f"http://{HOST}:{port}"
+    wait_http(f"{url}/healthz", proc)
+    return url, proc
+
+
+def place_each_once(base_url: str, key: str, ids: Sequence[int],
+                    concurrency: int = 32) -> Counter[int]:
+    """One order per customer at a modest concurrency: fills the order service's customer
+    cache (every customer looked up once) without flooding the customer service.
+    Returns the count of answers by status (-1 for a transport error)."""
+    import asyncio
+
+    import aiohttp
+    from fixed_rate import order_factory
+
+    async def go() -> Counter[int]:
+        statuses: Counter[int] = Counter()
+        make = order_factory(key, ids)
+        queue = iter(range(len(ids)))
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            for index in queue:
+                request = make(index)
+                try:
+                    async with session.post(request.path, data=request.body,
+                                            headers=request.headers) as response:
+                        await response.read()
+                        statuses[response.status] += 1
+                except (TimeoutError, aiohttp.ClientError):
+                    statuses[-1] += 1
+
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(base_url, timeout=timeout) as session:
+            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return statuses
+
+    return asyncio.run(go())
