@@ -22,6 +22,7 @@ from ordtool.customers_client.cache import (
 )
 from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.customers_client.local import LocalCustomerDirectory
+from ordtool.messaging.feed import BrokerFeed, Feed, OutboxFeed
 from ordtool.messaging.runtime import Events
 from ordtool.services.keys import KeyVerifier
 from ordtool.services.ports import ApiKeyStore, CustomerDirectory
@@ -144,6 +145,13 @@ class App:
     def events(self) -> Events:
         """The outbox relay, consumers and event operations (no connection until asked)."""
         return Events(self.settings, self.engine)
+
+    def live_feed(self) -> Feed:
+        """Order events for live displays (the page's hub, ``orders watch``): a private queue
+        on the broker when one is configured, else the orders database's outbox."""
+        if self.settings.amqp_url is not None:
+            return BrokerFeed(self.events)
+        return OutboxFeed(lambda: self.orders_engine)
 
     def close(self) -> None:
         directory = self.__dict__.pop("customer_directory", None)

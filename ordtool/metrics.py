@@ -41,6 +41,9 @@ EVENTS_PUBLISHED = Counter(
 OUTBOX_BACKLOG = Gauge(
     "ordtool_outbox_backlog", "Outbox events not yet published.", ["source"]
 )
+LIVE_CLIENTS = Gauge(
+    "ordtool_live_clients", "Live orders pages connected to this process's WebSocket hub."
+)
 AUTH_REFUSALS = Counter(
     "ordtool_auth_refusals_total",
     "Requests refused by auth, by reason (missing, malformed, invalid_key, invalid_jwt, "

@@ -7,20 +7,16 @@ from typing import Annotated
 import typer
 
 from ordtool.cli import shared
+from ordtool.cli.watch import watch
 from ordtool.domain.commands import ById, ChangeOrderStatus, OrderQuery, PlaceOrder, parse_input
 from ordtool.domain.events import order_data
-from ordtool.domain.orders import Order, OrderStatus, allowed_values
+from ordtool.domain.orders import Order, allowed_values
 from ordtool.services import orders as use_cases
 
 cli = typer.Typer(
     help="Place orders, change their status, show and list them.", no_args_is_help=True
 )
 
-STATUS_STYLE = {
-    OrderStatus.PENDING: "yellow",
-    OrderStatus.COMPLETED: "green",
-    OrderStatus.FAILED: "red",
-}
 STATUSES = "|".join(allowed_values())
 
 
@@ -120,7 +116,7 @@ def list_(
 
 def _row(order: Order) -> list[str]:
     data = order_data(order)
-    badge = f"[{STATUS_STYLE[order.status]}]{order.status}[/]"
+    badge = f"[{shared.STATUS_STYLE[order.status]}]{order.status}[/]"
     return [
         str(order.id),
         str(order.customer_id),
@@ -134,3 +130,6 @@ def _row(order: Order) -> list[str]:
 def _show(order: Order, json_output: bool) -> None:
     data = order_data(order)
     shared.print_json(data) if json_output else shared.print_record(data)
+
+
+cli.command()(watch)  # ordtool orders watch: the live table (cli/watch.py)

@@ -14,8 +14,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ordtool.bootstrap import App
+from ordtool.domain.orders import OrderStatus
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+
+# Rich styles of the status badges in every orders table (list, watch).
+STATUS_STYLE = {
+    OrderStatus.PENDING: "yellow",
+    OrderStatus.COMPLETED: "green",
+    OrderStatus.FAILED: "red",
+}
 
 console = Console()
 err_console = Console(stderr=True)

@@ -25,6 +25,7 @@ from ordtool.services.orders import PlacedOrder
 from ordtool.web import problems, service
 from ordtool.web.auth import Caller, require
 from ordtool.web.idempotency import Outcome
+from ordtool.web.live import mount_live
 from ordtool.web.service import AppDep, Posted, RequestId
 
 CUSTOMER_CHECK_HEADER = "X-Customer-Check"
@@ -113,4 +114,5 @@ def create_app(app: App) -> FastAPI:
     )
     api.add_exception_handler(RequestValidationError, _invalid_input)
     api.include_router(router)
+    mount_live(api, app)  # the live orders page at /, /ws-ticket and /ws/orders
     return api

@@ -1,0 +1,251 @@
+"""The live orders page: its shell at ``/``, WebSocket tickets, and the hub behind
+``/ws/orders`` that fans order events out to every connected page of this replica.
+
+Every replica runs its own hub fed by ``messaging.feed`` (its own queue on the broker, or its
+database's outbox without one), so every page sees every event, whichever replica or CLI
+placed the order. The order app calls ``mount_live(fastapi_app, app)`` once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from ordtool import metrics
+from ordtool.bootstrap import App
+from ordtool.domain.commands import MAX_PAGE_SIZE, OrderQuery
+from ordtool.domain.events import order_data
+from ordtool.messaging.feed import Envelope, Feed
+from ordtool.services import orders as use_cases
+from ordtool.web.auth import Caller, require
+from ordtool.web.tickets import TicketStore
+
+log = logging.getLogger(__name__)
+
+CLIENT_QUEUE = 1_000  # events buffered per page; a page that falls further behind is dropped
+# WebSocket close codes: 1008 policy violation (bad ticket), 1012 service restart, 1013 try later.
+CLOSE_BAD_TICKET = 1008
+CLOSE_RESTART = 1012
+CLOSE_TOO_SLOW = 1013
+
+# The page is one HTML file plus same-origin JS and CSS: nothing inline, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+STATIC_DIR = Path(__file__).parent / "static"
+ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class Subscription:
+    """One page's queue of serialized events; closing it ends that page's socket."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(size)
+        self.close_code: int | None = None
+
+    def offer(self, text: str) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            # Too slow to keep up: drop it rather than buffer without bound; the page
+            # reconnects and asks for a snapshot.
+            self.close(CLOSE_TOO_SLOW)
+
+    def close(self, code: int) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def next(self) -> str | None:
+        return await self._queue.get()
+
+
+class LiveHub:
+    """Fans each order event out to every page connected to this process."""
+
+    def __init__(self, feed: Feed, queue_size: int = CLIENT_QUEUE) -> None:
+        self._feed = feed
+        self._queue_size = queue_size
+        self._subscriptions: set[Subscription] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def mode(self) -> str:
+        return self._feed.mode
+
+    @property
+    def broker_connected(self) -> bool | None:
+        """The hub's broker connection (for /readyz); None when it runs without a broker."""
+        return self._feed.connected if self._feed.mode == "broker" else None
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscriptions)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._feed.start(self._from_feed_thread)
+        log.info("live hub started (%s)", self._feed.mode)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._feed.stop)
+        for subscription in list(self._subscriptions):
+            subscription.close(CLOSE_RESTART)
+
+    def _from_feed_thread(self, envelope: Envelope) -> None:
+        # The feed runs in its own thread; asyncio objects may only be touched on the loop.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.publish, envelope)
+
+    def publish(self, envelope: Envelope) -> None:
+        text = json.dumps(envelope, separators=(",", ":"))  # once, not once per page
+        for subscription in list(self._subscriptions):
+            subscription.offer(text)
+
+    @contextmanager
+    def subscription(self) -> Iterator[Subscription]:
+        subscription = Subscription(self._queue_size)
+        self._subscriptions.add(subscription)
+        metrics.LIVE_CLIENTS.inc()
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+            metrics.LIVE_CLIENTS.dec()
+
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def page() -> HTMLResponse:
+    """The data-free shell of the live orders page (no auth: it holds no data)."""
+    html = _asset("index.html")
+    headers = SECURITY_HEADERS | {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+    return HTMLResponse(html, headers=headers)
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def asset(name: str) -> Response:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        return Response(status_code=404)
+    return Response(_asset(name), media_type=media_type, headers=SECURITY_HEADERS)
+
+
+@router.post("/ws-ticket", tags=["live"], summary="Trade an API key for a WebSocket ticket")
+def ws_ticket(
+    request: Request, caller: Annotated[Caller, Depends(require("orders:read"))]
+) -> dict[str, Any]:
+    """A single-use ticket, valid for a few seconds, to open `/ws/orders?ticket=...`."""
+    store: TicketStore[Caller] = request.app.state.tickets
+    return {"ticket": store.issue(caller), "expires_in": int(store.ttl_s)}
+
+
+@router.websocket("/ws/orders")
+async def orders_socket(websocket: WebSocket, ticket: str = "", snapshot: int = 0) -> None:
+    """Order events as they happen, one JSON envelope per message. ``snapshot=N`` first sends
+    the newest N orders (a reconnecting page uses it to catch up on what it missed)."""
+    store: TicketStore[Caller] = websocket.app.state.tickets
+    if store.redeem(ticket) is None:
+        await websocket.close(code=CLOSE_BAD_TICKET)  # before accept: the handshake gets 403
+        return
+    await websocket.accept()
+    hub: LiveHub = websocket.app.state.live_hub
+    with hub.subscription() as subscription:
+        try:
+            if snapshot > 0:
+                app: App = websocket.app.state.app
+                await websocket.send_text(await _snapshot(app, min(snapshot, MAX_PAGE_SIZE)))
+            await _pump(websocket, subscription)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the page went away mid-send
+
+
+async def _snapshot(app: App, limit: int) -> str:
+    found = await run_in_threadpool(use_cases.list_orders, app.orders_uow, OrderQuery(limit=limit))
+    return json.dumps({"type": "snapshot", "orders": [order_data(order) for order in found]})
+
+
+async def _pump(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send the subscription's events until the page leaves or the hub drops the page."""
+    watcher = asyncio.create_task(_until_disconnect(websocket, subscription))
+    try:
+        while (text := await subscription.next()) is not None:
+            await websocket.send_text(text)
+    finally:
+        page_left = watcher.done()
+        watcher.cancel()
+    if not page_left and websocket.application_state == WebSocketState.CONNECTED:
+        # The hub dropped this page (too slow, or shutting down): say why, so it reconnects.
+        await websocket.close(code=subscription.close_code or CLOSE_RESTART)
+
+
+async def _until_disconnect(websocket: WebSocket, subscription: Subscription) -> None:
+    # The page sends nothing we need, but reading is how a closed socket is noticed.
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        subscription.close(CLOSE_RESTART)
+
+
+@cache
+def _asset(name: str) -> str:
+    return (STATIC_DIR / name).read_text(encoding="utf-8")
+
+
+def mount_live(fastapi_app: FastAPI, app: App) -> LiveHub:
+    """Add the page, the ticket endpoint and the WebSocket to the order app, and run the hub
+    for as long as the app runs (wrapping whatever lifespan the app already has)."""
+    hub = LiveHub(app.live_feed())
+    fastapi_app.state.live_hub = hub
+    fastapi_app.state.tickets = TicketStore[Caller]()
+    if hub.mode == "broker":
+        # /readyz reports the broker connection the hub already holds (it never opens one).
+        app.readiness_probes["live_hub_broker"] = lambda: bool(hub.broker_connected)
+    fastapi_app.include_router(router)
+    previous = fastapi_app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async with previous(served) as state:
+            await hub.start()
+            try:
+                yield state
+            finally:
+                await hub.stop()
+
+    fastapi_app.router.lifespan_context = lifespan
+    return hub
