@@ -70,12 +70,10 @@ def delete_customer(
 
 
 def create_app(app: App) -> FastAPI:
-    api = service.build(
+    return service.build(
         app,
         "customers",
+        router,
         title="ordtool customer service",
-        description="Customers of the order system. Every route but /healthz and /readyz "
-        "needs Authorization: Bearer <key> (ordtool keys create).",
+        about="Customers of the order system.",
     )
-    api.include_router(router)
-    return api

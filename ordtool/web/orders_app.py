@@ -106,13 +106,8 @@ def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(app: App) -> FastAPI:
     api = service.build(
-        app,
-        "orders",
-        title="ordtool order service",
-        description="Orders of the order system. Every route but /healthz and /readyz needs "
-        "Authorization: Bearer <key> (ordtool keys create).",
+        app, "orders", router, title="ordtool order service", about="Orders of the order system."
     )
     api.add_exception_handler(RequestValidationError, _invalid_input)
-    api.include_router(router)
     mount_live(api, app)  # the live orders page at /, /ws-ticket and /ws/orders
     return api

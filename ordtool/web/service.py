@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.exc import OperationalError
 
 from ordtool import __version__
@@ -33,12 +33,19 @@ WORKER_THREADS = 100
 log = logging.getLogger(__name__)
 
 
-def build(app: App, service: Database, *, title: str, description: str) -> FastAPI:
-    api = FastAPI(title=title, description=description, version=__version__, lifespan=_lifespan)
+def build(app: App, service: Database, router: APIRouter, *, title: str, about: str) -> FastAPI:
+    api = FastAPI(
+        title=title,
+        description=f"{about} Every route but /healthz and /readyz needs "
+        "Authorization: Bearer <key> (ordtool keys create).",
+        version=__version__,
+        lifespan=_lifespan,
+    )
     api.state.app = app
     api.state.service = service  # auth checks keys against this service's database
     problems.install(api)
     api.include_router(operability.router)
+    api.include_router(router)
     api.add_middleware(RequestMiddleware, service=service)
     return api
 
