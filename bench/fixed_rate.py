@@ -36,6 +36,7 @@ from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 HIGHEST_US = 300_000_000  # 300 s: above any timeout this generator allows
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+SLOW_MS = 100.0  # the timeline counts requests slower than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,15 @@ class Result:
     latency_2xx: HdrHistogram = field(default_factory=_histogram)
     # how late the generator itself started each request (its own share of the latency)
     send_lag: HdrHistogram = field(default_factory=_histogram)
+    # per second of intended send time: [requests, slower than SLOW_MS, slowest ms]
+    timeline: dict[int, list[float]] = field(default_factory=dict)
     wall_s: float = 0.0
+
+    def note(self, second: int, latency_ms: float) -> None:
+        row = self.timeline.setdefault(second, [0, 0, 0.0])
+        row[0] += 1
+        row[1] += latency_ms > SLOW_MS
+        row[2] = max(row[2], latency_ms)
 
     @property
     def answered(self) -> int:
@@ -117,7 +126,16 @@ class Result:
             f"latency ms, all answers: {fmt(s['latency_ms_all'])}",
             f"latency ms, 2xx only:    {fmt(s['latency_ms_2xx'])}",
             f"generator send lag ms:   {fmt(s['generator_send_lag_ms'])}",
+            f"seconds with requests > {SLOW_MS:g} ms (second: count, slowest ms): "
+            + self.slow_seconds(),
         ]
+
+    def slow_seconds(self, limit: int = 12) -> str:
+        slow = [(sec, int(n), row[2]) for sec, row in sorted(self.timeline.items())
+                if (n := row[1])]
+        shown = ", ".join(f"{sec}s: {n}, {worst:.0f}" for sec, n, worst in slow[:limit])
+        return (shown + (f", ... ({len(slow)} seconds in all)" if len(slow) > limit else "")
+                or "none")
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -138,6 +156,7 @@ class _Run:
                  result: Result, hook: ResponseHook | None) -> None:
         self.session, self.factory, self.result, self.hook = session, factory, result, hook
         self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
 
     async def one(self, index: int, intended: float) -> None:
         result = self.result
@@ -149,10 +168,10 @@ class _Run:
                 body = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             result.errors[_error_kind(exc)] += 1
-            self.record(result.latency_all, intended)
+            self.record_all(intended)
             return
         result.status[response.status] += 1
-        self.record(result.latency_all, intended)
+        self.record_all(intended)
         if 200 <= response.status < 300:
             self.record(result.latency_2xx, intended)
         if self.hook is not None:
@@ -160,6 +179,11 @@ class _Run:
 
     def record(self, histogram: HdrHistogram, intended: float) -> None:
         histogram.record_value(max(1, min(HIGHEST_US, int((self.loop.time() - intended) * 1e6))))
+
+    def record_all(self, intended: float) -> None:
+        """Into the all-requests histogram and the timeline."""
+        self.record(self.result.latency_all, intended)
+        self.result.note(int(intended - self.start), (self.loop.time() - intended) * 1000)
 
 
 async def run(
@@ -175,7 +199,7 @@ async def run(
     async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as session:
         state = _Run(session, factory, result, hook)
         loop = state.loop
-        start = loop.time() + 0.05
+        start = state.start = loop.time() + 0.05
         hard_stop = start + duration_s + grace_s
         started: dict[asyncio.Task[None], float] = {}
         index = 0
@@ -197,7 +221,7 @@ async def run(
             _, pending = await asyncio.wait(list(started), timeout=left)
             for task in pending:
                 result.errors["unfinished"] += 1
-                state.record(result.latency_all, started[task])
+                state.record_all(started[task])
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         result.wall_s = loop.time() - start
