@@ -181,10 +181,11 @@ async def orders_socket(websocket: WebSocket, ticket: str = "", snapshot: int = 
     if store.redeem(ticket) is None:
         await websocket.close(code=CLOSE_BAD_TICKET)  # before accept: the handshake gets 403
         return
-    await websocket.accept()
     hub: LiveHub = websocket.app.state.live_hub
+    # Subscribed before the page learns it is connected, so no event falls in between.
     with hub.subscription() as subscription:
         try:
+            await websocket.accept()
             if snapshot > 0:
                 app: App = websocket.app.state.app
                 await websocket.send_text(await _snapshot(app, min(snapshot, MAX_PAGE_SIZE)))
@@ -232,9 +233,8 @@ def mount_live(fastapi_app: FastAPI, app: App) -> LiveHub:
     hub = LiveHub(app.live_feed())
     fastapi_app.state.live_hub = hub
     fastapi_app.state.tickets = TicketStore[Caller]()
-    if hub.mode == "broker":
-        # /readyz reports the broker connection the hub already holds (it never opens one).
-        app.readiness_probes["live_hub_broker"] = lambda: bool(hub.broker_connected)
+    # Not a readiness probe: a broker outage must not take every replica out of rotation
+    # (orders still commit to the outbox); /readyz may report hub.broker_connected as info.
     fastapi_app.include_router(router)
     previous = fastapi_app.router.lifespan_context
 
