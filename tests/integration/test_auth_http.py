@@ -4,8 +4,6 @@ expired, ``alg: none``, wrong issuer or audience), and the rate limit."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -14,17 +12,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from pydantic import SecretStr
 
 from ordtool.bootstrap import App
 from ordtool.config import AuthSettings
 from ordtool.services import keys
 from ordtool.store.migrate import Database
 from tests.integration.auth_app import build, serving
-
-SECRET = "jwt-test-secret-" + "s" * 64
-ISSUER = "https://login.example"
-AUDIENCE = "ordtool-api"
+from tests.jwts import claims, jwt_settings, token_for, unsigned
 
 Serve = Callable[..., str]
 
@@ -152,36 +146,6 @@ def test_each_service_checks_keys_in_its_own_database(any_app: App, serve: Serve
     assert get(orders_url, both).status_code == 200 and get(customers_url, both).status_code == 200
 
 
-def jwt_settings() -> dict[str, Any]:
-    return {
-        "jwt_algorithm": "HS256",
-        "jwt_key": SecretStr(SECRET),
-        "jwt_issuer": ISSUER,
-        "jwt_audience": AUDIENCE,
-        "jwt_leeway_s": 0,
-    }
-
-
-def token_for(**changes: Any) -> str:
-    claims = {
-        "sub": "partner-42",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "exp": int(time.time()) + 600,
-        "scope": "orders:read",
-    } | changes
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, "HS256")
-
-
-def none_token() -> str:
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    claims = {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600,
-              "scope": "admin"}
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
 def test_a_valid_jwt_is_accepted_with_its_scopes(serve: Serve) -> None:
     url = serve(**jwt_settings())
     response = get(url, token_for())
@@ -194,12 +158,11 @@ def test_a_valid_jwt_is_accepted_with_its_scopes(serve: Serve) -> None:
     ("token", "reason"),
     [
         (token_for(exp=int(time.time()) - 120), "expired"),
-        (none_token(), "algorithm"),
+        (unsigned(claims(scope="admin")), "algorithm"),
         (token_for(iss="https://other.example"), "issuer"),
         (token_for(aud="another-api"), "audience"),
         (token_for(exp=None), "claim"),
-        (jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": 2**40}, "wrong" * 20,
-                    "HS256"), "signature"),
+        (jwt.encode(claims(), "wrong" * 20, "HS256"), "signature"),
     ],
     ids=["expired", "alg-none", "wrong-issuer", "wrong-audience", "no-exp", "bad-signature"],
 )

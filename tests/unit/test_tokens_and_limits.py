@@ -3,7 +3,6 @@ bucket, without I/O."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -20,58 +19,30 @@ from ordtool.config import AuthSettings
 from ordtool.errors import ConfigurationError
 from ordtool.web.ratelimit import RateLimiter
 from ordtool.web.tokens import InvalidToken, JwtVerifier
-
-SECRET = "a-test-secret-" + "x" * 64
-ISSUER = "https://issuer.example"
-AUDIENCE = "ordtool"
+from tests.jwts import SECRET, b64, claims, jwt_settings, token_for, unsigned
 
 
 def hs_settings(**changes: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "jwt_algorithm": "HS256",
-        "jwt_key": SecretStr(SECRET),
-        "jwt_issuer": ISSUER,
-        "jwt_audience": AUDIENCE,
-        "jwt_leeway_s": 0,
-    }
-    return AuthSettings(**(values | changes))
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    base = {
-        "sub": "svc-billing",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "exp": int(time.time()) + 300,
-        "scope": "orders:read bogus",
-    }
-    return {k: v for k, v in (base | changes).items() if v is not None}
-
-
-def unsigned(payload: dict[str, Any]) -> str:
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
+    return AuthSettings(**jwt_settings(**changes))
 
 
 def test_a_valid_token_gives_its_subject_and_known_scopes() -> None:
-    identity = JwtVerifier(hs_settings()).verify(jwt.encode(claims(), SECRET, "HS256"))
-    assert identity.subject == "svc-billing"
+    identity = JwtVerifier(hs_settings()).verify(token_for(scope="orders:read bogus"))
+    assert identity.subject == "partner-42"
     assert identity.scopes == {"orders:read"}
 
 
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
-        (jwt.encode(claims(exp=int(time.time()) - 60), SECRET, "HS256"), "expired"),
+        (token_for(exp=int(time.time()) - 60), "expired"),
         (unsigned(claims()), "algorithm"),
-        (jwt.encode(claims(iss="https://evil.example"), SECRET, "HS256"), "issuer"),
-        (jwt.encode(claims(aud="someone-else"), SECRET, "HS256"), "audience"),
-        (jwt.encode(claims(exp=None), SECRET, "HS256"), "required claim"),
-        (jwt.encode(claims(iss=None), SECRET, "HS256"), "required claim"),
-        (jwt.encode(claims(aud=None), SECRET, "HS256"), "required claim"),
-        (jwt.encode(claims(sub=None), SECRET, "HS256"), "required claim"),
+        (token_for(iss="https://evil.example"), "issuer"),
+        (token_for(aud="someone-else"), "audience"),
+        (token_for(exp=None), "required claim"),
+        (token_for(iss=None), "required claim"),
+        (token_for(aud=None), "required claim"),
+        (token_for(sub=None), "required claim"),
         (jwt.encode(claims(), "another-secret-" + "y" * 64, "HS256"), "signature"),
         (jwt.encode(claims(), SECRET, "HS512"), "algorithm"),
         ("not.a.token", "malformed"),
@@ -107,12 +78,12 @@ def _rsa_pair() -> tuple[Any, str]:
 def test_rs256_accepts_the_issuers_signature_and_refuses_hmac_with_the_public_key() -> None:
     private, public_pem = _rsa_pair()
     verifier = JwtVerifier(hs_settings(jwt_algorithm="RS256", jwt_key=SecretStr(public_pem)))
-    assert verifier.verify(jwt.encode(claims(), private, "RS256")).subject == "svc-billing"
+    assert verifier.verify(jwt.encode(claims(), private, "RS256")).subject == "partner-42"
     # The classic confusion attack: an HS256 token "signed" with the public key as secret.
-    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
-    body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
+    header = b64(b'{"alg":"HS256","typ":"JWT"}')
+    body = b64(json.dumps(claims()).encode())
     signature = hmac.new(public_pem.encode(), header + b"." + body, hashlib.sha256).digest()
-    token = b".".join([header, body, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
+    token = b".".join([header, body, b64(signature)]).decode()
     with pytest.raises(InvalidToken, match="algorithm"):
         verifier.verify(token)
 
