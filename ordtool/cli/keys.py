@@ -60,7 +60,7 @@ def list_(json_output: shared.JsonFlag = False) -> None:
                 item.key.id,
                 item.key.name,
                 scopes_text(item.key.scopes),
-                iso_z(item.key.created_at),
+                iso_z(item.key.created_at.replace(microsecond=0)),
                 _status(item, len(stores)),
             ]
             for item in listing
@@ -95,5 +95,5 @@ def _status(item: use_cases.KeyListing, stores: int) -> str:
         return "active"
     if item.active_in == 0:
         revoked = item.key.revoked_at
-        return f"revoked {iso_z(revoked)}" if revoked else "revoked"
+        return f"revoked {iso_z(revoked.replace(microsecond=0))}" if revoked else "revoked"
     return f"active on {item.active_in} of {stores} services"
