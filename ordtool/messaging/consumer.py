@@ -89,8 +89,10 @@ class InboxProcessor:
             self._insert(self._inbox)
             .values(consumer=self.name, event_id=str(received.envelope.id), received_at=utc_now())
             .on_conflict_do_nothing()
+            # rowcount is not reliable here across drivers; a returned row is.
+            .returning(self._inbox.c.event_id)
         )
-        return connection.execute(statement).rowcount == 1
+        return connection.execute(statement).first() is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,6 @@ class OutboxRow:
     event_id: str
     event_type: str
     payload: str
-    occurred_at: datetime
 
     def outgoing(self) -> Outgoing:
         return Outgoing(self.event_id, self.event_type, self.payload.encode())
@@ -57,7 +56,7 @@ class OutboxStatus:
 
 def _columns(table: Table) -> list[ColumnElement[Any]]:
     c = table.c
-    return [c.id, c.event_id, c.event_type, c.payload, c.occurred_at]
+    return [c.id, c.event_id, c.event_type, c.payload]
 
 
 def fetch_unpublished(source: OutboxSource, limit: int) -> list[OutboxRow]:
