@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from ordtool.bootstrap import App
@@ -161,6 +161,12 @@ class _AuthState:
 
 
 _state_lock = threading.Lock()
+
+
+def prepare(api: FastAPI) -> None:
+    """Build the auth state now (call at start-up), so that a wrong JWT setting stops the
+    service before it takes traffic instead of failing its first request."""
+    api.state.ordtool_auth = _AuthState(api.state.app, api.state.service)
 
 
 def _state(request: Request) -> _AuthState:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,8 @@ PURGE_INTERVAL_S = 60.0
 _KEPT_HEADERS = ("content-type", "location", "retry-after")
 
 Outcome = tuple[int, Any, dict[str, str]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +176,13 @@ def _run_and_store(
         bytes(response.body).decode("utf-8"),
         {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers},
     )
-    store.complete(scope, stored.status, stored.encode())
+    try:
+        store.complete(scope, stored.status, stored.encode())
+    except Exception:
+        # The work is done (an order may exist): the client must get its answer. The key stays
+        # "running", so a retry gets 409 until idempotency_lock_s frees it.
+        log.warning("could not store the response for an Idempotency-Key", exc_info=True)
+        return response
     IDEMPOTENCY_OUTCOMES.labels(outcome="stored").inc()
     return response
 

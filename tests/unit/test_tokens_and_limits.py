@@ -7,16 +7,20 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
 from pydantic import SecretStr
 
-from ordtool.config import AuthSettings
+from ordtool.bootstrap import App
+from ordtool.config import AuthSettings, Settings
 from ordtool.errors import ConfigurationError
+from ordtool.web import auth
 from ordtool.web.ratelimit import RateLimiter
 from ordtool.web.tokens import InvalidToken, JwtVerifier
 from tests.jwts import SECRET, b64, claims, jwt_settings, token_for, unsigned
@@ -127,3 +131,12 @@ def test_idle_buckets_are_forgotten_when_the_table_is_full() -> None:
     clock.now += 5  # both refilled
     limiter.acquire("c")
     assert set(limiter._buckets) == {"c"}
+
+
+def test_prepare_refuses_a_bad_jwt_setting_before_the_first_request(tmp_path: Path) -> None:
+    bad = AuthSettings(**jwt_settings(jwt_algorithm="ES256", jwt_key=SecretStr("not a key")))
+    api = FastAPI()
+    api.state.app = App(Settings(data_dir=tmp_path, auth=bad, _env_file=None))  # type: ignore[call-arg]
+    api.state.service = "orders"
+    with pytest.raises(ConfigurationError, match="ES256"):
+        auth.prepare(api)
