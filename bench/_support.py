@@ -382,3 +382,10 @@ def place_each_once(base_url: str, key: str, ids: Sequence[int],
         return statuses
 
     return asyncio.run(go())
+
+
+def machine_note() -> str:
+    """Cores and load average: on a shared machine, what else ran matters to every figure."""
+    one, five, fifteen = os.getloadavg()
+    return (f"{os.cpu_count()} cores, load average {one:.1f} / {five:.1f} / {fifteen:.1f} "
+            "(1/5/15 min)")

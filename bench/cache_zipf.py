@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 
 import numpy as np
-from _support import Stack, base_env, bench_dir, metric_sum, scrape, start_customers
+from _support import Stack, base_env, bench_dir, machine_note, metric_sum, scrape, start_customers
 from fixed_rate import order_factory, run_sync
 
 LOOKUPS = "ordtool_customer_cache_lookups_total"
@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
+    print(f"machine before: {machine_note()}")
     with bench_dir("cache", keep=args.keep) as bench:
         stack = start_customers(bench, base_env(bench, "sqlite"), customers=args.customers)
         population = stack.customer_ids[-args.customers:]  # the generated ones
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(by the customer service's count: {beyond_gets:.0f} = {beyond_gets / n:.2%})")
     met = beyond / n <= TARGET and result.ok == n
     print(f"  target <= {TARGET:.0%} and every order accepted: {'MET' if met else 'NOT MET'}")
+    print(f"machine after: {machine_note()}")
     print("\ncommands:\n  python " + " ".join(sys.argv))
     print("\n".join("  " + c for c in commands))
     return 0 if met else 4

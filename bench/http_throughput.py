@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from _support import (
     count_rows,
     database_url,
     fresh_pg_databases,
+    machine_note,
     place_each_once,
     run_wrk,
     start_ceiling,
@@ -47,9 +49,11 @@ class Row:
     name: str
     result: WrkResult
     rows: int  # orders in the database afterwards (warm-up included)
+    load: float  # 1-minute load average right after the measured run
 
 
-def _measure(url: str, key: str, ids_file: Path, args: argparse.Namespace) -> WrkResult:
+def _measure(url: str, key: str, ids_file: Path,
+             args: argparse.Namespace) -> tuple[WrkResult, float]:
     """Warm up (one order per customer, then wrk unmeasured), then the measured wrk run."""
     warm = place_each_once(url, key, read_ids(ids_file))
     print(f"{url}: one order per customer first: {dict(warm)}", file=sys.stderr)
@@ -57,8 +61,9 @@ def _measure(url: str, key: str, ids_file: Path, args: argparse.Namespace) -> Wr
     if args.warmup:
         run_wrk(f"{url}/orders", connections=args.connections, duration_s=args.warmup, env=env)
     time.sleep(1)
-    return run_wrk(f"{url}/orders", connections=args.connections, duration_s=args.duration,
-                   env=env)
+    result = run_wrk(f"{url}/orders", connections=args.connections, duration_s=args.duration,
+                     env=env)
+    return result, os.getloadavg()[0]
 
 
 def ceiling(bench: Bench, args: argparse.Namespace, label: str, run: int) -> Row:
@@ -66,10 +71,10 @@ def ceiling(bench: Bench, args: argparse.Namespace, label: str, run: int) -> Row
     url, proc = start_ceiling(bench, db_file)
     ids = write_ids(bench.workdir / "ceiling_ids.txt", range(1, args.customers + 1))
     try:
-        result = _measure(url, "unused", ids, args)
+        result, load = _measure(url, "unused", ids, args)
     finally:
         proc.stop()
-    return Row(label, result, count_rows(f"sqlite:///{db_file}", "orders"))
+    return Row(label, result, count_rows(f"sqlite:///{db_file}", "orders"), load)
 
 
 def order_service(bench: Bench, args: argparse.Namespace, label: str, pg: bool) -> Row:
@@ -79,10 +84,10 @@ def order_service(bench: Bench, args: argparse.Namespace, label: str, pg: bool) 
         env = base_env(bench, "postgresql" if pg else "sqlite", urls)
         stack = start_stack(bench, env, customers=args.customers)
         try:
-            result = _measure(stack.orders_url, stack.admin_key, stack.ids_file, args)
+            result, load = _measure(stack.orders_url, stack.admin_key, stack.ids_file, args)
         finally:
             stack.stop()
-        return Row(label, result, count_rows(database_url(env, "orders"), "orders"))
+        return Row(label, result, count_rows(database_url(env, "orders"), "orders"), load)
 
 
 def report(rows: Sequence[Row], args: argparse.Namespace, commands: Sequence[str]) -> bool:
@@ -92,20 +97,21 @@ def report(rows: Sequence[Row], args: argparse.Namespace, commands: Sequence[str
           f"(after a {args.warmup} s warm-up), {args.customers} customers; 2 cores shared by "
           "wrk and the servers")
     print(f"{'server':<34}{'req/s':>9}{'non-2xx':>9}{'sock err':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'rows':>9}{'/ceiling':>10}")
+          f"{'rows':>9}{'/ceiling':>10}{'load':>6}")
     ok = True
     for row in rows:
         r = row.result
         ratio = r.rps / reference
         print(f"{row.name:<34}{r.rps:>9.0f}{r.non_2xx:>9}{sum(r.socket_errors.values()):>9}"
               f"{r.latency_ms['p50']:>8.0f}{r.latency_ms['p99']:>8.0f}{row.rows:>9}"
-              f"{ratio:>10.2f}")
+              f"{ratio:>10.2f}{row.load:>6.1f}")
         if not row.name.startswith("ceiling"):
             ok = ok and ratio >= TARGET_RATIO and r.errors == 0
         if any(r.socket_errors.values()):
             print(f"    socket errors: {r.socket_errors}")
     print(f"ceiling = mean of the ceiling runs = {reference:.0f} req/s; target: order service "
           f">= {TARGET_RATIO} x ceiling with 0 errors: {'MET' if ok else 'NOT MET'}")
+    print(f"machine after: {machine_note()}")
     print("\ncommands:\n  python " + " ".join(sys.argv))
     for command in [*commands, rows[0].result.command]:
         print("  " + command)
@@ -123,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     wanted = args.only or ["ceiling", "sqlite", "postgresql"]
+    print(f"machine before: {machine_note()}")
     rows: list[Row] = []
     with bench_dir("throughput", keep=args.keep) as bench:
         if "ceiling" in wanted:

@@ -33,6 +33,7 @@ from _support import (
     base_env,
     bench_dir,
     free_port,
+    machine_note,
     place_each_once,
     start_customers,
 )
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = {"normal": normal, "slow-cold": slow_cold, "slow-warm": slow_warm}
     outcomes: list[Outcome] = []
+    print(f"machine before: {machine_note()}")
     with bench_dir("latency", keep=args.keep) as bench:
         stack = start_customers(bench, base_env(bench, "sqlite"), customers=args.customers)
         for name in args.only or SCENARIOS:
@@ -146,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps({"scenario": name} | outcome.result.summary()))
         commands = bench.commands
+    print(f"machine after: {machine_note()}")
     print("\ncommands:\n  python " + " ".join(sys.argv))
     print("\n".join("  " + c for c in commands))
     return 0 if all(o.met for o in outcomes) else 4
