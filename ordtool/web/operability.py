@@ -38,8 +38,10 @@ Check = dict[str, Any]
 router = APIRouter(tags=["operations"])
 
 
+# Probes are async so that they never queue behind busy worker threads: a liveness probe that
+# timed out while the thread pool waits on a slow dependency would get the process restarted.
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -63,7 +65,7 @@ async def readyz(request: Request) -> JSONResponse:
     dependencies=[Depends(auth.require("admin"))],
     response_class=Response,
 )
-def metrics() -> Response:
+async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

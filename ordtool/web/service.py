@@ -50,12 +50,14 @@ def build(app: App, service: Database, router: APIRouter, *, title: str, about: 
     return api
 
 
-def _app(request: Request) -> App:
+# The dependencies are async although they do no I/O: FastAPI runs a sync dependency in the
+# thread pool, a round trip per request for nothing.
+async def _app(request: Request) -> App:
     app: App = request.app.state.app
     return app
 
 
-def _request_id() -> str | None:
+async def _request_id() -> str | None:
     return current_request_id()
 
 
