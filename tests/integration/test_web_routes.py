@@ -14,6 +14,8 @@ from pydantic import SecretStr
 
 from ordtool.bootstrap import App
 from ordtool.config import CustomerCheckSettings, Settings
+from ordtool.domain.commands import PlaceOrder, parse_input
+from ordtool.errors import InvalidInput
 from ordtool.services import orders as order_use_cases
 from ordtool.store.tables import customers_outbox, orders_outbox
 from ordtool.web import orders_app
@@ -466,3 +468,19 @@ def test_openapi_documents_every_route(services: Services) -> None:
     customer_paths = services.customers.get("/openapi.json").json()["paths"]
     assert {"/customers", "/customers/{customer_id}"} <= customer_paths.keys()
     assert {"get", "patch", "delete"} <= customer_paths["/customers/{customer_id}"].keys()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": "12a", "sku": "", "quantity": "0"},
+        {"customer_id": "-3", "sku": "x" * 10_000, "quantity": "1.5"},
+        {"customer_id": "1", "sku": "BOOK", "quantity": "abc", "colour": "red"},
+    ],
+)
+def test_http_refuses_with_the_cli_words(services: Services, body: dict[str, str]) -> None:
+    """The CLI validates its options with parse_input; HTTP must say exactly the same."""
+    with pytest.raises(InvalidInput) as refused:
+        parse_input(PlaceOrder, body)
+    response = services.orders.post("/orders", json=body, headers=services.admin)
+    assert assert_problem(response, 422)["detail"] == str(refused.value)
