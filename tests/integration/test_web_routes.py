@@ -17,9 +17,9 @@ from ordtool.config import CustomerCheckSettings, Settings
 from ordtool.domain.commands import PlaceOrder, parse_input
 from ordtool.errors import InvalidInput
 from ordtool.services import orders as order_use_cases
-from ordtool.store.tables import customers_outbox, orders_outbox
+from ordtool.store.tables import customers_outbox, orders, orders_outbox
 from ordtool.web import orders_app
-from tests.integration.customer_stub import closed_port
+from tests.integration.customer_stub import StubCustomerService, closed_port
 from tests.integration.web_services import Services, assert_problem, bearer, running_services
 
 LIMIT = 16 * 1024
@@ -484,3 +484,39 @@ def test_http_refuses_with_the_cli_words(services: Services, body: dict[str, str
         parse_input(PlaceOrder, body)
     response = services.orders.post("/orders", json=body, headers=services.admin)
     assert assert_problem(response, 422)["detail"] == str(refused.value)
+
+
+def test_stale_accept_is_visible_and_the_request_id_travels(settings: Settings) -> None:
+    """Over real HTTP to a stub customer service: the request id reaches it; once it is down,
+    a customer looked up before is accepted from cache and the answer says stale; one never
+    looked up gets 503 with Retry-After."""
+    stub = StubCustomerService()
+    stub.start()
+    try:
+        configured = settings.model_copy(
+            update={
+                "customer_service_url": stub.url,
+                # Every cached answer is stale at once: the next look-up must ask again.
+                "customer_check": CustomerCheckSettings(deadline_s=0.5, cache_fresh_s=0),
+            }
+        )
+        with running_services(configured) as api:
+            fresh = api.orders.post(
+                "/orders", json=GOOD_ORDER, headers=api.admin | {"X-Request-ID": "via-stub-1"}
+            )
+            assert fresh.status_code == 201 and fresh.json()["customer_check"] == "fresh"
+            assert stub.state.headers[-1]["x-request-id"] == "via-stub-1"
+            stub.stop()
+
+            stale = api.orders.post("/orders", json=GOOD_ORDER, headers=api.admin)
+            assert stale.status_code == 201, stale.text
+            assert stale.json()["customer_check"] == "stale"
+            assert stale.headers["x-customer-check"] == "stale"
+            never_seen = api.orders.post(
+                "/orders", json=GOOD_ORDER | {"customer_id": 2}, headers=api.admin
+            )
+            assert_problem(never_seen, 503)
+            assert int(never_seen.headers["retry-after"]) >= 1
+            assert api.count(orders) == 2
+    finally:
+        stub.stop()
