@@ -70,10 +70,10 @@ def _configure_logging() -> None:
 def relay() -> None:
     """Publish both databases' outboxes to RabbitMQ until Ctrl-C or SIGTERM.
 
-    One relay per outbox is active (a lease in its database); start a second one anywhere as
-    a standby that takes over when the first dies.
+    Needs ORDTOOL_AMQP_URL. One relay per outbox is active (a lease in its database); start
+    a second one anywhere as a standby that takes over when the first dies.
 
-    Example: ORDTOOL_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F ordtool events relay
+    Example: ordtool events relay
     """
     events = shared.app().events
     running = events.relay()

@@ -87,7 +87,8 @@ class Relay:
                     busy = self.step()
                 except broker.TRANSIENT_ERRORS as exc:
                     log.warning("relay: %s; retrying", exc)
-                    self._publisher.close()
+                    # Let a standby that can reach the broker (or database) take over now.
+                    self.shutdown()
                     stop.wait(next(delays))
                     continue
                 delays = self._delays()

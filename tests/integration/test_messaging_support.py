@@ -101,13 +101,12 @@ def child_env(app: App, **extra: str) -> dict[str, str]:
     exchange and lease time."""
     settings = app.settings
     assert settings.amqp_url is not None
-    return ordtool_env(
-        settings,
-        ORDTOOL_AMQP_URL=settings.amqp_url.get_secret_value(),
-        ORDTOOL_EVENTS__EXCHANGE=settings.events.exchange,
-        ORDTOOL_EVENTS__LEASE_TTL_S=str(settings.events.lease_ttl_s),
-        **extra,
-    )
+    events = {
+        "ORDTOOL_AMQP_URL": settings.amqp_url.get_secret_value(),
+        "ORDTOOL_EVENTS__EXCHANGE": settings.events.exchange,
+        "ORDTOOL_EVENTS__LEASE_TTL_S": str(settings.events.lease_ttl_s),
+    }
+    return ordtool_env(settings, **(events | extra))
 
 
 # -- threads and processes ----------------------------------------------------------------------
