@@ -15,19 +15,26 @@ from ordtool.domain.commands import CreateCustomer, Page, UpdateCustomer
 from ordtool.domain.events import customer_data
 from ordtool.domain.values import PositiveId
 from ordtool.services import customers as use_cases
-from ordtool.web import service
+from ordtool.web import schemas, service
 from ordtool.web.auth import Caller, require
 from ordtool.web.idempotency import Outcome
 from ordtool.web.service import AppDep, Posted, RequestId
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/customers", tags=["customers"], responses=schemas.COMMON)
 
 CustomerId = Annotated[PositiveId, Path(description="The customer's id.")]
 Reader = Annotated[Caller, Depends(require("customers:read"))]
 Writer = Annotated[Caller, Depends(require("customers:write"))]
 
 
-@router.post("", status_code=201, summary="Create a customer (Idempotency-Key supported)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a customer (Idempotency-Key supported)",
+    response_model=None,
+    responses=schemas.documented(201, schemas.CustomerOut, "created; Location names it")
+    | schemas.problems(400, 409, 413),
+)
 def create_customer(body: CreateCustomer, caller: Writer, app: AppDep, post: Posted) -> Response:
     def handler() -> Outcome:
         customer = use_cases.create_customer(app.customers_uow, body, post.request_id)
@@ -36,7 +43,12 @@ def create_customer(body: CreateCustomer, caller: Writer, app: AppDep, post: Pos
     return post.once(caller, "POST /customers", handler)
 
 
-@router.get("", summary="List customers, newest first (cursor pagination)")
+@router.get(
+    "",
+    summary="List customers, newest first (cursor pagination)",
+    response_model=None,
+    responses=schemas.documented(200, schemas.CustomerPage, "a page of customers"),
+)
 def list_customers(page: Annotated[Page, Query()], _: Reader, app: AppDep) -> dict[str, Any]:
     found = use_cases.list_customers(app.customers_uow, page)
     return service.page_body(
@@ -44,12 +56,24 @@ def list_customers(page: Annotated[Page, Query()], _: Reader, app: AppDep) -> di
     )
 
 
-@router.get("/{customer_id}", summary="Show one customer")
+@router.get(
+    "/{customer_id}",
+    summary="Show one customer",
+    response_model=None,
+    responses=schemas.documented(200, schemas.CustomerOut, "the customer")
+    | schemas.problems(404),
+)
 def show_customer(customer_id: CustomerId, _: Reader, app: AppDep) -> dict[str, Any]:
     return customer_data(use_cases.get_customer(app.customers_uow, customer_id))
 
 
-@router.patch("/{customer_id}", summary="Change a customer's name and/or address")
+@router.patch(
+    "/{customer_id}",
+    summary="Change a customer's name and/or address",
+    response_model=None,
+    responses=schemas.documented(200, schemas.CustomerOut, "the customer as it is now")
+    | schemas.problems(404, 413),
+)
 def update_customer(
     customer_id: CustomerId,
     body: UpdateCustomer,
@@ -61,7 +85,12 @@ def update_customer(
     return customer_data(updated)
 
 
-@router.delete("/{customer_id}", status_code=204, summary="Delete a customer")
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    summary="Delete a customer",
+    responses=schemas.problems(404),
+)
 def delete_customer(
     customer_id: CustomerId, _: Writer, app: AppDep, request_id: RequestId
 ) -> Response:

@@ -22,7 +22,7 @@ from ordtool.errors import DependencyUnavailable, UnknownCustomer
 from ordtool.metrics import ORDERS_CREATED
 from ordtool.services import orders as use_cases
 from ordtool.services.orders import PlacedOrder
-from ordtool.web import problems, service
+from ordtool.web import problems, schemas, service
 from ordtool.web.auth import Caller, require
 from ordtool.web.idempotency import Outcome
 from ordtool.web.live import mount_live
@@ -31,7 +31,7 @@ from ordtool.web.service import AppDep, Posted, RequestId
 CUSTOMER_CHECK_HEADER = "X-Customer-Check"
 PLACE_ORDER = "place_order"  # the route's name, so the validation handler can count it
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], responses=schemas.COMMON)
 
 OrderId = Annotated[PositiveId, Path(description="The order's id.")]
 Reader = Annotated[Caller, Depends(require("orders:read"))]
@@ -45,7 +45,13 @@ class StatusChange(Command):
 
 
 @router.post(
-    "", status_code=201, name=PLACE_ORDER, summary="Place an order (Idempotency-Key supported)"
+    "",
+    status_code=201,
+    name=PLACE_ORDER,
+    summary="Place an order (Idempotency-Key supported)",
+    response_model=None,
+    responses=schemas.documented(201, schemas.PlacedOrderOut, "placed; Location names it")
+    | schemas.problems(400, 409, 413, 503),
 )
 def place_order(body: PlaceOrder, caller: Writer, app: AppDep, post: Posted) -> Response:
     def handler() -> Outcome:
@@ -72,7 +78,12 @@ def _place(app: App, command: PlaceOrder, request_id: str | None) -> PlacedOrder
     return placed
 
 
-@router.get("", summary="List orders, newest first, with filters and cursor pagination")
+@router.get(
+    "",
+    summary="List orders, newest first, with filters and cursor pagination",
+    response_model=None,
+    responses=schemas.documented(200, schemas.OrderPage, "a page of orders"),
+)
 def list_orders(
     query: Annotated[OrderQuery, Query()], _: Reader, app: AppDep
 ) -> dict[str, Any]:
@@ -80,7 +91,12 @@ def list_orders(
     return service.page_body([order_data(o) for o in found], [o.id for o in found], query.limit)
 
 
-@router.get("/{order_id}", summary="Show one order")
+@router.get(
+    "/{order_id}",
+    summary="Show one order",
+    response_model=None,
+    responses=schemas.documented(200, schemas.OrderOut, "the order") | schemas.problems(404),
+)
 def show_order(order_id: OrderId, _: Reader, app: AppDep) -> dict[str, Any]:
     return order_data(use_cases.get_order(app.orders_uow, order_id))
 
@@ -88,6 +104,9 @@ def show_order(order_id: OrderId, _: Reader, app: AppDep) -> dict[str, Any]:
 @router.post(
     "/{order_id}/status",
     summary="Change an order's status (409 if the status machine forbids it)",
+    response_model=None,
+    responses=schemas.documented(200, schemas.StatusChangeOut, "the order as it is now")
+    | schemas.problems(404, 409, 413),
 )
 def change_status(
     order_id: OrderId, body: StatusChange, _: Writer, app: AppDep, request_id: RequestId
