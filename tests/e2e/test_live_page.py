@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pika
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
-from tests.conftest import AMQP_URL, require_service
+from tests.e2e.live_support import new_customer, place_via_cli, relay_running
 from tests.integration.customer_stub import closed_port
+from tests.integration.test_messaging_support import amqp_url, vhost_fixture  # noqa: F401
 from tests.processes import ok_json, ordtool_env
 
 CHROMIUM = "/usr/bin/chromium"
@@ -116,29 +115,14 @@ class Stack:
         return order_id
 
     def place_via_cli(self, sku: str) -> int:
-        created = self.cli(
-            "orders",
-            "create",
-            "--customer-id",
-            str(self.customer_id),
-            "--sku",
-            sku,
-            "--quantity",
-            "3",
-        )
-        order_id: int = created["id"]
-        return order_id
+        return place_via_cli(self.env, self.customer_id, sku)
 
 
 def make_stack(data_dir: Path, replicas: int, **extra_env: str) -> Stack:
     env = ordtool_env(**extra_env) | {"ORDTOOL_DATA_DIR": str(data_dir)}
     key = ok_json(["keys", "create", "--name", "t", "--scope", "admin"], env)["key"]
-    customer = ok_json(
-        ["customers", "create", "--name", "Ada", "--email", "ada@example.com", "--address", "1 Rd"],
-        env,
-    )
     services = [OrderService(env, data_dir / f"orders-{n}.log") for n in range(replicas)]
-    return Stack(env, key, customer["id"], services)
+    return Stack(env, key, new_customer(env), services)
 
 
 @pytest.fixture(scope="module")
@@ -359,44 +343,19 @@ def test_the_shell_is_served_without_auth_under_a_strict_policy(stack: Stack) ->
 # ---- two replicas and a broker ---------------------------------------------------------------
 
 
-def delete_topology(exchange: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = connection.channel()
-    for queue in (f"{exchange}.audit", f"{exchange}.dead-letter"):
-        channel.queue_delete(queue)
-    for declared in (exchange, f"{exchange}.dlx"):
-        channel.exchange_delete(declared)
-    connection.close()
-
-
 @pytest.fixture
-def replicated(tmp_path: Path) -> Iterator[Stack]:
-    """Two order-service replicas on one data directory, a relay, and a broker topology of
+def replicated(tmp_path: Path, vhost: str) -> Iterator[Stack]:
+    """Two order-service replicas on one data directory, a relay, and a RabbitMQ vhost of
     this test's own."""
-    require_service("RabbitMQ", "127.0.0.1", 5672)
-    exchange = f"test.live.{uuid.uuid4().hex[:12]}"
-    built = make_stack(
-        tmp_path, replicas=2, ORDTOOL_AMQP_URL=AMQP_URL, ORDTOOL_EVENTS__EXCHANGE=exchange
-    )
-    relay_log = (tmp_path / "relay.log").open("wb")
-    relay = subprocess.Popen(
-        [sys.executable, "-m", "ordtool", "events", "relay"],
-        env=built.env,
-        cwd=tmp_path,
-        stdout=relay_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for service in built.services:
-            service.start()
-        yield built
-    finally:
-        for service in built.services:
-            service.stop()
-        relay.terminate()
-        relay.wait(timeout=15)
-        relay_log.close()
-        delete_topology(exchange)
+    built = make_stack(tmp_path, replicas=2, ORDTOOL_AMQP_URL=amqp_url(vhost))
+    with relay_running(built.env, tmp_path):
+        try:
+            for service in built.services:
+                service.start()
+            yield built
+        finally:
+            for service in built.services:
+                service.stop()
 
 
 def test_with_a_broker_every_replicas_page_sees_every_order(

@@ -10,14 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pika
-import pytest
-
-from tests.conftest import AMQP_URL, require_service
+from tests.e2e.live_support import new_customer, place_via_cli, relay_running
+from tests.integration.test_messaging_support import amqp_url, vhost_fixture  # noqa: F401
 from tests.processes import ok_json, ordtool_env
 
 WAIT_S = 30.0  # an upper bound for "it shows up", not a latency requirement
@@ -87,19 +83,11 @@ class Terminal:
 
 def prepare(data_dir: Path, **extra_env: str) -> tuple[dict[str, str], int]:
     env = ordtool_env(**extra_env) | {"ORDTOOL_DATA_DIR": str(data_dir)}
-    customer = ok_json(
-        ["customers", "create", "--name", "Ada", "--email", "ada@example.com", "--address", "1 Rd"],
-        env,
-    )
-    return env, int(customer["id"])
+    return env, new_customer(env)
 
 
 def place(env: dict[str, str], customer_id: int, sku: str) -> int:
-    created = ok_json(
-        ["orders", "create", "--customer-id", str(customer_id), "--sku", sku, "--quantity", "2"],
-        env,
-    )
-    return int(created["id"])
+    return place_via_cli(env, customer_id, sku)
 
 
 def row(order_id: int, sku: str, status: str) -> str:
@@ -159,49 +147,15 @@ def test_watch_refuses_a_bad_limit_with_one_line_and_exit_2(tmp_path: Path) -> N
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.fixture
-def broker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A broker topology of this test's own and a relay publishing the outbox to it."""
-    require_service("RabbitMQ", "127.0.0.1", 5672)
-    exchange = f"test.watch.{uuid.uuid4().hex[:12]}"
-    env = ordtool_env(ORDTOOL_AMQP_URL=AMQP_URL, ORDTOOL_EVENTS__EXCHANGE=exchange) | {
-        "ORDTOOL_DATA_DIR": str(tmp_path)
-    }
-    with (tmp_path / "relay.log").open("wb") as relay_log:
-        relay = subprocess.Popen(
-            [sys.executable, "-m", "ordtool", "events", "relay"],
-            env=env,
-            cwd=tmp_path,
-            stdout=relay_log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield env
-    finally:
-        relay.terminate()
-        relay.wait(timeout=15)
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for leftover in (f"{exchange}.audit", f"{exchange}.dead-letter"):
-            channel.queue_delete(leftover)
-        for declared in (exchange, f"{exchange}.dlx"):
-            channel.exchange_delete(declared)
-        connection.close()
-
-
-def test_watch_follows_the_broker_when_one_is_configured(
-    tmp_path: Path, broker_env: dict[str, str]
-) -> None:
-    customer = ok_json(
-        ["customers", "create", "--name", "Ada", "--email", "ada@example.com", "--address", "1 Rd"],
-        broker_env,
-    )
-    terminal = Terminal(["orders", "watch"], broker_env, tmp_path)
-    try:
-        seen = terminal.wait_for(r"● live · broker")
-        new = place(broker_env, int(customer["id"]), "BROKER-1")
-        terminal.wait_for(row(new, "BROKER-1", "PENDING"), seen)
-        terminal.ctrl_c()
-        assert terminal.exit_code() == 0
-    finally:
-        terminal.kill()
+def test_watch_follows_the_broker_when_one_is_configured(tmp_path: Path, vhost: str) -> None:
+    env, customer_id = prepare(tmp_path, ORDTOOL_AMQP_URL=amqp_url(vhost))
+    with relay_running(env, tmp_path):
+        terminal = Terminal(["orders", "watch"], env, tmp_path)
+        try:
+            seen = terminal.wait_for(r"● live · broker")
+            new = place(env, customer_id, "BROKER-1")
+            terminal.wait_for(row(new, "BROKER-1", "PENDING"), seen)
+            terminal.ctrl_c()
+            assert terminal.exit_code() == 0
+        finally:
+            terminal.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import queue
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,10 +12,9 @@ from typing import Any
 
 import pika
 import pytest
-from pydantic import SecretStr
 
 from ordtool.bootstrap import App
-from ordtool.config import EventsSettings, Settings
+from ordtool.config import Settings
 from ordtool.domain.clock import utc_now
 from ordtool.domain.commands import ChangeOrderStatus, CreateCustomer, PlaceOrder
 from ordtool.domain.events import order_created
@@ -25,7 +23,12 @@ from ordtool.messaging.feed import BrokerFeed, Envelope, OutboxFeed
 from ordtool.messaging.runtime import Events
 from ordtool.services import customers as customer_cases
 from ordtool.services import orders as order_cases
-from tests.conftest import AMQP_URL, require_service
+from tests.integration.test_messaging_support import (
+    amqp_url,
+    rabbitmqctl,
+    vhost_fixture,  # noqa: F401
+    with_broker,
+)
 
 WAIT_S = 10.0  # an upper bound for "it arrives", not a latency requirement
 
@@ -138,29 +141,14 @@ def test_outbox_feed_sees_a_transaction_that_commits_after_a_later_one(
         feed.stop()
 
 
-# ---- the broker ------------------------------------------------------------------------------
+# ---- the broker (a vhost of each test's own) ---------------------------------------------------
 
 
-@pytest.fixture
-def exchange() -> Iterator[str]:
-    """A topology of this test's own (the feed declares it), deleted afterwards."""
-    require_service("RabbitMQ", "127.0.0.1", 5672)
-    name = f"test.live.{uuid.uuid4().hex[:12]}"
-    yield name
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = connection.channel()
-    for leftover in (f"{name}.audit", f"{name}.dead-letter"):
-        channel.queue_delete(leftover)
-    for declared in (name, f"{name}.dlx"):
-        channel.exchange_delete(declared)
-    connection.close()
-
-
-def publish(exchange: str, routing_key: str, body: dict[str, Any]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+def publish(vhost: str, routing_key: str, body: dict[str, Any]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url(vhost)))
     try:
         channel = connection.channel()
-        channel.basic_publish(exchange, routing_key, json.dumps(body).encode())
+        channel.basic_publish("ordtool.events", routing_key, json.dumps(body).encode())
     finally:
         connection.close()
 
@@ -176,27 +164,22 @@ def envelope(kind: str, order_id: int) -> dict[str, Any]:
     }
 
 
-def broker_feed(settings: Settings, exchange: str, name: str) -> tuple[BrokerFeed, Collector]:
-    configured = settings.model_copy(
-        update={
-            "amqp_url": SecretStr(AMQP_URL),
-            "events": EventsSettings(exchange=exchange, reconnect_max_s=1.0),
-        }
-    )
-    feed = BrokerFeed(Events(configured, lambda _source: pytest.fail("no database needed")), name)
+def broker_feed(settings: Settings, vhost: str) -> tuple[BrokerFeed, Collector]:
+    configured = with_broker(settings, vhost, reconnect_max_s=1.0)
+    feed = BrokerFeed(Events(configured, lambda _source: pytest.fail("no database needed")))
     collector = Collector()
     feed.start(collector)
     assert wait_until(lambda: feed.connected), "the feed never connected to RabbitMQ"
     return feed, collector
 
 
-def test_every_broker_follower_gets_every_order_event(settings: Settings, exchange: str) -> None:
-    first, first_events = broker_feed(settings, exchange, f"{exchange}-a")
-    second, second_events = broker_feed(settings, exchange, f"{exchange}-b")
+def test_every_broker_follower_gets_every_order_event(settings: Settings, vhost: str) -> None:
+    first, first_events = broker_feed(settings, vhost)
+    second, second_events = broker_feed(settings, vhost)
     try:
-        publish(exchange, "customer.created", envelope("customer.created", 1))
-        publish(exchange, "order.created", envelope("order.created", 7))
-        publish(exchange, "order.status_changed", envelope("order.status_changed", 7))
+        publish(vhost, "customer.created", envelope("customer.created", 1))
+        publish(vhost, "order.created", envelope("order.created", 7))
+        publish(vhost, "order.status_changed", envelope("order.status_changed", 7))
         for events in (first_events, second_events):
             assert [events.next()["type"], events.next()["type"]] == [
                 "order.created",
@@ -209,36 +192,15 @@ def test_every_broker_follower_gets_every_order_event(settings: Settings, exchan
     assert not first.connected
 
 
-def close_connection_named(name: str) -> None:
-    """Close one connection from the broker side (not all of them: other tests run beside)."""
-    listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    # One line per connection: "<rabbit@host.1.2.3>\t[{...},{"connection_name","NAME"}]"
-    pids = [line.split("\t")[0] for line in listed.splitlines() if f'"{name}"' in line]
-    assert pids, f"no broker connection named {name}"
-    for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "test: closed from the broker side"],
-            check=True,
-            timeout=30,
-        )
-
-
 def test_broker_follower_reconnects_after_the_broker_closes_it(
-    settings: Settings, exchange: str
+    settings: Settings, vhost: str
 ) -> None:
-    name = f"{exchange}-reconnect"
-    feed, events = broker_feed(settings, exchange, name)
+    feed, events = broker_feed(settings, vhost)
     try:
-        close_connection_named(f"ordtool {name}")
+        rabbitmqctl("close_all_connections", "-p", vhost, "test: closed from the broker side")
         assert wait_until(lambda: not feed.connected, timeout=5)
         assert wait_until(lambda: feed.connected), "the feed did not reconnect"
-        publish(exchange, "order.created", envelope("order.created", 8))
+        publish(vhost, "order.created", envelope("order.created", 8))
         assert events.next()["data"]["id"] == 8
     finally:
         feed.stop()
