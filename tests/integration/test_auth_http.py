@@ -79,15 +79,14 @@ def test_no_header_is_401_with_a_bearer_challenge(serve: Serve) -> None:
     assert "Authorization: Bearer" in body["detail"]
 
 
-@pytest.mark.parametrize(
-    "header",
-    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer two words", "ordk_abc", "Bearer \u00e9"],
-    ids=["basic", "empty", "spaces", "no-scheme", "non-ascii"],
-)
-def test_a_malformed_header_is_401(serve: Serve, header: str) -> None:
-    raw = {"Authorization": header.encode("utf-8")}
-    response = httpx.get(serve() + "/things", headers=raw, timeout=30)
-    assert_unauthorized(response)
+MALFORMED = ("Basic dXNlcjpwYXNz", "Bearer", "Bearer two words", "ordk_abc", "Bearer \u00e9")
+
+
+def test_a_malformed_header_is_401(serve: Serve) -> None:
+    url = serve()
+    for header in MALFORMED:
+        raw = {"Authorization": header.encode("utf-8")}
+        assert_unauthorized(httpx.get(url + "/things", headers=raw, timeout=30))
 
 
 def test_wrong_keys_are_401(any_app: App, serve: Serve) -> None:
@@ -154,21 +153,19 @@ def test_a_valid_jwt_is_accepted_with_its_scopes(serve: Serve) -> None:
     assert_problem(get(url, token_for(), "/customers-only"), 403)
 
 
-@pytest.mark.parametrize(
-    ("token", "reason"),
-    [
-        (token_for(exp=int(time.time()) - 120), "expired"),
-        (unsigned(claims(scope="admin")), "algorithm"),
-        (token_for(iss="https://other.example"), "issuer"),
-        (token_for(aud="another-api"), "audience"),
-        (token_for(exp=None), "claim"),
-        (jwt.encode(claims(), "wrong" * 20, "HS256"), "signature"),
-    ],
-    ids=["expired", "alg-none", "wrong-issuer", "wrong-audience", "no-exp", "bad-signature"],
-)
-def test_bad_jwts_are_401(serve: Serve, token: str, reason: str) -> None:
-    body = assert_unauthorized(get(serve(**jwt_settings()), token))
-    assert reason in body["detail"]
+def test_bad_jwts_are_401_saying_why(serve: Serve) -> None:
+    url = serve(**jwt_settings())
+    cases = {
+        "expired": token_for(exp=int(time.time()) - 120),
+        "algorithm": unsigned(claims(scope="admin")),  # alg: none
+        "issuer": token_for(iss="https://other.example"),
+        "audience": token_for(aud="another-api"),
+        "claim": token_for(exp=None),
+        "signature": jwt.encode(claims(), "wrong" * 20, "HS256"),
+    }
+    for reason, token in cases.items():
+        body = assert_unauthorized(get(url, token))
+        assert reason in body["detail"], (reason, body)
 
 
 def test_jwts_are_refused_when_not_configured(serve: Serve) -> None:

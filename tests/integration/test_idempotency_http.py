@@ -155,15 +155,16 @@ def test_without_a_key_every_request_runs(service: Service) -> None:
     assert service.order_count() == 2
 
 
-@pytest.mark.parametrize("key", ["", "x" * 201, "tab\there", "caf\u00e9"])
-def test_a_malformed_key_is_400(service: Service, key: str) -> None:
-    response = httpx.post(
-        service.url + "/orders",
-        headers={"Authorization": f"Bearer {service.token}", "Idempotency-Key": key.encode()},
-        json=service.order(),
-        timeout=60,
-    )
-    assert response.status_code == 400 and "Idempotency-Key" in response.json()["detail"]
+def test_a_malformed_key_is_400(service: Service) -> None:
+    for key in ("", "x" * 201, "tab\there", "caf\u00e9"):
+        response = httpx.post(
+            service.url + "/orders",
+            headers={"Authorization": f"Bearer {service.token}", "Idempotency-Key": key.encode()},
+            json=service.order(),
+            timeout=60,
+        )
+        assert response.status_code == 400, key
+        assert "Idempotency-Key" in response.json()["detail"]
     assert service.order_count() == 0
 
 

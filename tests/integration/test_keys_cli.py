@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from ordtool.bootstrap import App
+from ordtool.config import Settings
 from ordtool.domain.keys import hash_key
 from ordtool.store.migrate import DATABASES
 from tests.integration.auth_app import build, serving
@@ -19,6 +20,12 @@ from tests.processes import ok_json, ordtool_env, run_ordtool
 @pytest.fixture
 def env(any_app: App) -> dict[str, str]:
     return ordtool_env(any_app.settings, ORDTOOL_AUTH__KEY_CACHE_S="0")
+
+
+@pytest.fixture
+def sqlite_env(settings: Settings) -> dict[str, str]:
+    """For what does not depend on the database: run once, not once per backend."""
+    return ordtool_env(settings)
 
 
 @pytest.fixture
@@ -85,7 +92,8 @@ def test_revoke_makes_the_key_fail(
     assert item["revoked_at"] is not None and item["revoked_at"].endswith("Z")
 
 
-def test_bad_input_is_exit_2_and_an_unknown_id_exit_1(env: dict[str, str]) -> None:
+def test_bad_input_is_exit_2_and_an_unknown_id_exit_1(sqlite_env: dict[str, str]) -> None:
+    env = sqlite_env
     unknown_scope = run_ordtool(["keys", "create", "--name", "x", "--scope", "orders:delete"], env)
     assert unknown_scope.returncode == 2
     [line] = unknown_scope.stderr.strip().splitlines()
@@ -96,7 +104,8 @@ def test_bad_input_is_exit_2_and_an_unknown_id_exit_1(env: dict[str, str]) -> No
     assert missing.returncode == 1 and "0123456789abcdef" in missing.stderr
 
 
-def test_every_keys_command_has_help_with_an_example(env: dict[str, str]) -> None:
+def test_every_keys_command_has_help_with_an_example(sqlite_env: dict[str, str]) -> None:
+    env = sqlite_env
     for command in ("create", "list", "revoke"):
         shown = run_ordtool(["keys", command, "--help"], env)
         assert shown.returncode == 0 and "Example: ordtool keys " + command in shown.stdout
