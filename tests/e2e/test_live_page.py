@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.e2e.live_support import new_customer, place_via_cli, relay_running
 from tests.integration.customer_stub import closed_port
@@ -338,6 +340,34 @@ def test_the_shell_is_served_without_auth_under_a_strict_policy(stack: Stack) ->
     # The data itself needs a key.
     assert httpx.get(stack.services[0].url + "/orders").status_code == 401
     assert httpx.post(stack.services[0].url + "/ws-ticket").status_code == 401
+
+
+def test_a_ticket_opens_one_socket_once(stack: Stack) -> None:
+    url = stack.services[0].url
+    answer = httpx.post(f"{url}/ws-ticket", headers={"Authorization": f"Bearer {stack.key}"})
+    assert answer.status_code == 200
+    assert answer.json()["expires_in"] == 30
+    ticket = answer.json()["ticket"]
+    socket_url = url.replace("http", "ws") + "/ws/orders?ticket="
+    with connect(socket_url + ticket, open_timeout=10):
+        pass  # accepted
+    for used_or_made_up in (ticket, "x" * 43, ""):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(socket_url + used_or_made_up, open_timeout=10)
+        assert refused.value.response.status_code == 403
+
+
+def test_a_rejected_key_is_forgotten_and_asked_for_again(stack: Stack, browser: Browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(stack.services[0].url + "/")
+    page.fill("#api-key", "ordk_" + "0" * 43)
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector('#connection[data-state="offline"]', timeout=WAIT_MS)
+    assert page.locator("#key-panel").is_visible()
+    assert "unknown or revoked" in page.locator("#api-key-error").inner_text()
+    assert page.evaluate("() => sessionStorage.getItem('ordtool.apiKey')") is None
+    context.close()
 
 
 # ---- two replicas and a broker ---------------------------------------------------------------
