@@ -30,6 +30,7 @@ from ordtool.logs import current_request_id
 PROBLEM_JSON = "application/problem+json"
 DEFAULT_RETRY_AFTER_S = 1
 _PARAMETER_SOURCES = ("body", "query", "path", "header", "cookie")
+_SEND_JSON = "send the body as JSON with Content-Type: application/json"
 _NOT_AN_OBJECT = ("missing", "model_attributes_type", "dict_type", "model_type")
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ def _ordtool_error(request: Request, exc: Exception) -> JSONResponse:
 def validation_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(error) for error in exc.errors()]
+    if not _sent_as_json(request) and any(error["field"] is None for error in errors):
+        # FastAPI parses only JSON bodies; anything else arrives as "not an object".
+        errors = [{"field": None, "message": _SEND_JSON}]
     return problem_response(
         InvalidInput.http_status,
         InvalidInput.title,
@@ -112,6 +116,11 @@ def validation_problem(request: Request, exc: Exception) -> JSONResponse:
         type_=type_uri(InvalidInput("")),
         errors=errors,
     )
+
+
+def _sent_as_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def field_error(error: Mapping[str, Any]) -> dict[str, Any]:

@@ -214,6 +214,13 @@ def test_malformed_order_bodies_are_422(services: Services, content: bytes, mess
     assert services.written() == (0, 0, 0, 0)
 
 
+def test_a_body_that_is_not_sent_as_json_says_so(services: Services) -> None:
+    headers = services.admin | {"Content-Type": "text/plain"}
+    response = services.orders.post("/orders", content=b'{"quantity": 1}', headers=headers)
+    problem = assert_problem(response, 422)
+    assert problem["detail"] == "send the body as JSON with Content-Type: application/json"
+
+
 def test_unknown_customer_is_422_and_counted(services: Services) -> None:
     counted = metric("ordtool_orders_created_total", outcome="unknown_customer")
     response = services.orders.post(
