@@ -59,11 +59,16 @@ def _columns(table: Table) -> list[ColumnElement[Any]]:
     return [c.id, c.event_id, c.event_type, c.payload]
 
 
-def fetch_unpublished(source: OutboxSource, limit: int) -> list[OutboxRow]:
+def fetch_unpublished(source: OutboxSource, limit: int, after_id: int = 0) -> list[OutboxRow]:
+    """Unpublished rows in id order, after ``after_id`` (the last one already sent)."""
     table = source.outbox
     statement = (
-        select(*_columns(table)).where(table.c.published_at.is_(None)).order_by(table.c.id)
-    ).limit(limit)
+        select(*_columns(table))
+        .where(table.c.published_at.is_(None))
+        .where(table.c.id > after_id)
+        .order_by(table.c.id)
+        .limit(limit)
+    )
     with transaction(source.engine) as connection:
         return [OutboxRow(*row) for row in connection.execute(statement)]
 

@@ -2,9 +2,11 @@
 
 pika's ``BlockingChannel.confirm_delivery()`` makes every ``basic_publish`` wait for its own
 confirm: one round trip per message (1,510 msg/s in design.md). Here the channel is a
-``SelectConnection`` channel in confirm mode whose I/O loop we drive ourselves: a whole batch
-is written, then the loop runs until the broker has confirmed every delivery tag (RabbitMQ
-acks many at once with ``multiple=True``). The caller gets one verdict per message.
+``SelectConnection`` channel in confirm mode whose I/O loop we drive ourselves: ``send``
+writes a whole batch without waiting; ``settle`` runs the loop until the broker has confirmed
+every delivery tag of a batch (RabbitMQ acks many at once with ``multiple=True``), so the
+next batch can be sent while the last one's confirms are on their way. The caller gets one
+verdict per message.
 
 A message counts as published only when the broker acked it *and* did not return it:
 messages go out ``mandatory``, and a message no queue would take comes back as
@@ -45,6 +47,17 @@ class Outgoing:
     body: bytes
 
 
+class InFlight:
+    """A batch sent and not yet settled: one verdict per message, None until the broker's."""
+
+    __slots__ = ("messages", "unresolved", "verdicts")
+
+    def __init__(self, messages: Sequence[Outgoing]) -> None:
+        self.messages = messages
+        self.verdicts: list[bool | None] = [None] * len(messages)
+        self.unresolved = len(messages)
+
+
 class ConfirmingPublisher:
     """One connection and one confirm-mode channel to one exchange. Not thread-safe: one
     thread opens, publishes, idles and closes it."""
@@ -59,13 +72,11 @@ class ConfirmingPublisher:
         self._closed = True
         self._blocked = False
         self._error: BaseException | None = None
-        # delivery tag -> index in the batch being published; tags count from 1 per channel.
-        self._pending: dict[int, int] = {}
+        # delivery tag -> (batch, index in it); tags count from 1 per channel.
+        self._pending: dict[int, tuple[InFlight, int]] = {}
         self._next_tag = 1
         self._lowest = 1  # every tag below this one is resolved
-        self._verdicts: list[bool | None] = []
-        self._batch: Sequence[Outgoing] = ()
-        self._returned: set[str] = set()
+        self._returned: set[str] = set()  # message ids returned, their ack still to come
 
     @property
     def is_open(self) -> bool:
@@ -134,6 +145,7 @@ class ConfirmingPublisher:
 
     def _on_confirm_mode(self, _frame: Method[spec.Confirm.SelectOk]) -> None:
         self._pending.clear()
+        self._returned.clear()
         self._next_tag = self._lowest = 1
         self._ready = True
 
@@ -165,11 +177,15 @@ class ConfirmingPublisher:
     def publish(self, messages: Sequence[Outgoing], timeout: float) -> list[bool]:
         """Publish ``messages`` in order; wait up to ``timeout`` for the broker's verdicts.
         Returns True for each message the broker confirmed and did not return."""
+        return self.settle(self.send(messages), timeout)
+
+    def send(self, messages: Sequence[Outgoing]) -> InFlight:
+        """Publish ``messages`` in order without waiting for their confirms; ``settle`` the
+        returned batch later (others may be sent meanwhile: one channel keeps them in order)."""
         channel = self._channel
         if not self.is_open or channel is None:
             raise DependencyUnavailable("the broker connection is not open")
-        self._batch, self._returned = messages, set()
-        self._verdicts = [None] * len(messages)
+        batch = InFlight(messages)
         try:
             for index, message in enumerate(messages):
                 channel.basic_publish(
@@ -179,21 +195,27 @@ class ConfirmingPublisher:
                     _properties(message),
                     mandatory=True,
                 )
-                self._pending[self._next_tag] = index
+                self._pending[self._next_tag] = (batch, index)
                 self._next_tag += 1
                 if index % PUMP_EVERY == PUMP_EVERY - 1:
-                    self._run_until(lambda: True, 0)
-            complete = self._run_until(lambda: not self._pending or not self.is_open, timeout)
+                    self._run_until(_always, 0)
         except BROKER_ERRORS as exc:
             log.warning("publishing failed: %s", exc)
-            complete = False
-        if not complete or self._pending:
-            # Confirms that never came leave the channel in an unknown state: reconnect.
-            log.warning("%d publishes unconfirmed; reconnecting", len(self._pending))
             self.close()
-        verdicts = [verdict is True for verdict in self._verdicts]
-        self._batch, self._verdicts = (), []
-        return verdicts
+        return batch
+
+    def settle(self, batch: InFlight, timeout: float) -> list[bool]:
+        """Wait up to ``timeout`` for the broker's verdict on each message of ``batch``."""
+        if batch.unresolved and self.is_open:
+            try:
+                self._run_until(lambda: not batch.unresolved or not self.is_open, timeout)
+            except BROKER_ERRORS as exc:
+                log.warning("waiting for confirms failed: %s", exc)
+            if batch.unresolved and self.is_open:
+                # Confirms that never came leave the channel in an unknown state: reconnect.
+                log.warning("%d publishes unconfirmed; reconnecting", batch.unresolved)
+                self.close()
+        return [verdict is True for verdict in batch.verdicts]
 
     def _on_return(
         self, _channel: Channel, method: spec.Basic.Return, properties: spec.BasicProperties,
@@ -220,10 +242,16 @@ class ConfirmingPublisher:
                 self._lowest += 1
 
     def _resolve(self, tag: int, acked: bool) -> None:
-        index = self._pending.pop(tag, None)
-        if index is None or index >= len(self._verdicts):
+        entry = self._pending.pop(tag, None)
+        if entry is None:
             return
-        self._verdicts[index] = acked and self._batch[index].message_id not in self._returned
+        batch, index = entry
+        message_id = batch.messages[index].message_id
+        # A returned message is acked too (after its basic.return): it reached no queue.
+        returned = message_id in self._returned
+        self._returned.discard(message_id)
+        batch.verdicts[index] = acked and not returned
+        batch.unresolved -= 1
 
     # -- the I/O loop ---------------------------------------------------------------------------
 
@@ -256,6 +284,10 @@ class ConfirmingPublisher:
 
 def _nothing() -> None:
     return None
+
+
+def _always() -> bool:
+    return True
 
 
 def _properties(message: Outgoing) -> pika.BasicProperties:

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
@@ -34,17 +35,23 @@ from ordtool.messaging import broker
 from ordtool.messaging.codec import Source
 from ordtool.messaging.lease import Lease
 from ordtool.messaging.outbox import (
+    OutboxRow,
     OutboxSource,
     fetch_unpublished,
     mark_published,
     purge_published,
 )
-from ordtool.messaging.publisher import ConfirmingPublisher
+from ordtool.messaging.publisher import ConfirmingPublisher, InFlight
 from ordtool.messaging.topology import Topology
 
 log = logging.getLogger(__name__)
 
 STANDBY_POLL_FRACTION = 0.25  # of the lease's time-to-live
+# Batches sent and not yet confirmed: the next one is encoded and sent while the broker
+# confirms the last, so neither side waits for the other.
+WINDOW = 2
+MAX_BATCHES_PER_PASS = 10  # then the other outbox gets its turn
+MIN_WAIT_S = 1.0
 
 
 class PublishFailed(DependencyUnavailable):
@@ -105,7 +112,7 @@ class Relay:
             self._ensure_open()
         busy = False
         for source in held:
-            busy |= self._relay_batch(source, self._leases[source.name])
+            busy |= self._relay(source, self._leases[source.name])
             self._purge_when_due(source)
         return busy
 
@@ -121,28 +128,47 @@ class Relay:
                 except broker.TRANSIENT_ERRORS as exc:  # the lease then simply expires
                     log.warning("relay: could not release %s: %s", lease.name, exc)
 
-    def _relay_batch(self, source: OutboxSource, lease: Lease) -> bool:
+    def _relay(self, source: OutboxSource, lease: Lease) -> bool:
+        """Publish up to ``MAX_BATCHES_PER_PASS`` batches of this outbox, the next batch sent
+        while the broker confirms the previous one. True when more rows may be waiting."""
         if self._publisher.blocked:
             return False  # the broker asked publishers to wait (resource alarm)
-        rows = fetch_unpublished(source, self._settings.batch_size)
-        metrics.OUTBOX_BACKLOG.labels(source.name).set(len(rows))
-        if not rows:
-            return False
-        # Never wait for confirms past the lease: a successor may be publishing by then.
-        timeout = min(self._settings.confirm_timeout_s, lease.remaining())
-        verdicts = self._publisher.publish([row.outgoing() for row in rows], timeout)
+        size = self._settings.batch_size
+        in_flight: deque[tuple[list[OutboxRow], InFlight]] = deque()
+        after_id, batches, more, failed = 0, 0, True, 0
+        while True:
+            if more and batches < MAX_BATCHES_PER_PASS and len(in_flight) < WINDOW:
+                rows = fetch_unpublished(source, size, after_id) if lease.hold() else []
+                more = len(rows) == size
+                if batches == 0:
+                    metrics.OUTBOX_BACKLOG.labels(source.name).set(len(rows))
+                if rows:
+                    outgoing = [row.outgoing() for row in rows]
+                    in_flight.append((rows, self._publisher.send(outgoing)))
+                    after_id, batches = rows[-1].id, batches + 1
+                    continue
+            if not in_flight:
+                break
+            failed += self._settle(source, *in_flight.popleft(), lease)
+        if failed:
+            metrics.EVENTS_PUBLISH_FAILURES.labels(source.name).inc(failed)
+            raise PublishFailed(
+                f"{failed} {source.name} events were not confirmed "
+                "(nacked, returned as unroutable, or the connection failed)"
+            )
+        return more
+
+    def _settle(self, source: OutboxSource, rows: list[OutboxRow], batch: InFlight,
+                lease: Lease) -> int:
+        """Wait for a batch's confirms, mark the confirmed rows; return how many failed."""
+        # Never wait for confirms long past the lease: a successor may be publishing by then.
+        timeout = min(self._settings.confirm_timeout_s, max(lease.remaining(), MIN_WAIT_S))
+        verdicts = self._publisher.settle(batch, timeout)
         confirmed = [row.id for row, ok in zip(rows, verdicts, strict=True) if ok]
         if confirmed:
             mark_published(source, confirmed, utc_now())
             metrics.EVENTS_PUBLISHED.labels(source.name).inc(len(confirmed))
-        failed = len(rows) - len(confirmed)
-        if failed:
-            metrics.EVENTS_PUBLISH_FAILURES.labels(source.name).inc(failed)
-            raise PublishFailed(
-                f"{failed} of {len(rows)} {source.name} events were not confirmed "
-                "(nacked, returned as unroutable, or the connection failed)"
-            )
-        return len(rows) == self._settings.batch_size
+        return len(rows) - len(confirmed)
 
     def _ensure_open(self) -> None:
         if self._publisher.is_open:

@@ -100,7 +100,7 @@ def test_unroutable_event_is_not_marked_published(events_app: App) -> None:
     with broker.blocking_channel(app.events.params("test")) as channel:
         channel.queue_unbind(topology.audit_queue, topology.exchange, "#")
     place_orders(app, customer_id, 3)
-    with pytest.raises(broker.TRANSIENT_ERRORS, match="3 of 3 orders events were not confirmed"):
+    with pytest.raises(broker.TRANSIENT_ERRORS, match="3 orders events were not confirmed"):
         relay.step()  # mandatory publishes come back: no queue takes them
     relay.shutdown()
     assert unpublished(app) == 3
