@@ -106,7 +106,7 @@ def _ordtool_error(request: Request, exc: Exception) -> JSONResponse:
 def validation_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [field_error(error) for error in exc.errors()]
-    if not _sent_as_json(request) and any(error["field"] is None for error in errors):
+    if not _sent_as_json(request) and any(tuple(e["loc"]) == ("body",) for e in exc.errors()):
         # FastAPI parses only JSON bodies; anything else arrives as "not an object".
         errors = [{"field": None, "message": _SEND_JSON}]
     return problem_response(
