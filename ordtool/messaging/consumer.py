@@ -10,9 +10,12 @@ For each delivery:
 3. ack only after that transaction committed. A crash before the ack redelivers the event;
    the inbox then drops it.
 4. A handler that raises is retried (requeued after a short backoff) up to ``max_attempts``
-   deliveries, then dead-lettered, never acked as if it had worked. Quorum queues count
-   deliveries themselves (``x-delivery-count``), and their ``x-delivery-limit`` dead-letters a
-   message that keeps killing its consumer before it can even nack.
+   deliveries, then dead-lettered, never acked as if it had worked. A database that is down
+   is not the event's fault: that delivery is retried in place, with backoff, until the
+   database answers (heartbeats go on meanwhile), and spends none of the attempts.
+   Quorum queues count deliveries themselves (``x-delivery-count``), and their
+   ``x-delivery-limit`` dead-letters a message that keeps killing its consumer before it can
+   even nack.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from pika.spec import Basic, BasicProperties
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ordtool import metrics
 from ordtool.config import EventsSettings
 from ordtool.domain.clock import utc_now
+from ordtool.errors import DependencyUnavailable
 from ordtool.messaging import broker
 from ordtool.messaging.codec import Envelope, PoisonMessage, Source, decode, source_of
 from ordtool.messaging.topology import Topology
@@ -42,6 +47,12 @@ from ordtool.store.transactions import transaction
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 1.0
+# Failures of what the handler stands on rather than of the handler: retried in place.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    DependencyUnavailable,
+    OperationalError,
+    InterfaceError,
+)
 MAX_TRACKED_FAILURES = 10_000
 
 
@@ -127,6 +138,9 @@ class Consumer:
         self._process, self._settings = process, settings
         self._failures: dict[str, int] = {}
         self.ready = threading.Event()  # set once the queue is bound and consumed
+        self._stop = threading.Event()
+        # How to wait inside a delivery: the connection's sleep answers heartbeats meanwhile.
+        self._sleep: Callable[[float], None] = time.sleep
 
     def run(self, stop: threading.Event, *, fail_fast: bool = False) -> None:
         """Consume until ``stop`` is set, reconnecting with backoff across broker outages.
@@ -145,7 +159,9 @@ class Consumer:
                 stop.wait(next(delays))
 
     def _consume(self, stop: threading.Event) -> None:
+        self._stop = stop
         with broker.blocking_channel(self._params) as channel:
+            self._sleep = channel.connection.sleep
             self._topology.declare(channel)
             queue = self._declare(channel)
             channel.basic_qos(prefetch_count=self._settings.prefetch)
@@ -187,12 +203,23 @@ class Consumer:
             return self._poison(properties.message_id, exc)
         event_id = str(envelope.id)
         attempt = self._attempt(event_id, properties)
-        try:
-            handled = self._process(Received(envelope, source_of(envelope.type), attempt))
-        except PoisonMessage as exc:
-            return self._poison(event_id, exc)
-        except Exception as exc:
-            return self._failed(event_id, attempt, exc)
+        received = Received(envelope, source_of(envelope.type), attempt)
+        delays = broker.reconnect_delays(self._settings.reconnect_max_s)
+        while True:
+            try:
+                handled = self._process(received)
+                break
+            except PoisonMessage as exc:
+                return self._poison(event_id, exc)
+            except INFRASTRUCTURE_ERRORS as exc:
+                # The database is down, not the event broken: wait for it, however long,
+                # rather than spend the event's attempts (and dead-letter it) on an outage.
+                if self._stop.is_set():
+                    return Outcome.RETRIED
+                log.warning("consumer %s: %s; retrying event %s", self.name, exc, event_id)
+                self._sleep(next(delays))
+            except Exception as exc:
+                return self._failed(event_id, attempt, exc)
         self._failures.pop(event_id, None)
         return Outcome.HANDLED if handled else Outcome.DUPLICATE
 
@@ -220,7 +247,7 @@ class Consumer:
         if len(self._failures) >= MAX_TRACKED_FAILURES:
             self._failures.clear()
         self._failures[event_id] = attempt
-        time.sleep(min(MAX_RETRY_DELAY_S, 0.05 * 2**attempt))
+        self._sleep(min(MAX_RETRY_DELAY_S, 0.05 * 2**attempt))
         return Outcome.RETRIED
 
 

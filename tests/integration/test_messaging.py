@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from ordtool.bootstrap import App
 from ordtool.domain.commands import ChangeOrderStatus
 from ordtool.domain.orders import OrderStatus
-from ordtool.errors import ConfigurationError
+from ordtool.errors import ConfigurationError, DependencyUnavailable
 from ordtool.messaging import broker
 from ordtool.messaging.codec import PoisonMessage, decode
 from ordtool.messaging.consumer import QueueSpec, Received
@@ -35,6 +35,7 @@ from tests.integration.test_messaging_support import (
     unpublished,
     vhost_fixture,  # noqa: F401
     wait_until,
+    with_broker,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -142,6 +143,30 @@ def test_failing_handler_is_retried_then_dead_lettered(events_app: App) -> None:
     max_attempts = app.settings.events.max_attempts
     assert attempts == list(range(1, max_attempts + 1))  # never acked as if it had worked
     assert queue_depth(app, queue.name or "") == 0
+
+
+def test_database_outage_is_waited_out_without_spending_attempts(
+    events_app: App, vhost: str
+) -> None:
+    app = App(with_broker(events_app.settings, vhost, reconnect_max_s=0.2))
+    calls: list[int] = []
+
+    def database_down_for_a_while(received: Received) -> bool:
+        calls.append(received.attempt)
+        if len(calls) <= 8:  # more failures than max_attempts (5)
+            raise DependencyUnavailable("cannot reach the database")
+        return True
+
+    topology = app.events.topology
+    queue = QueueSpec(("order.#",), topology.queue_for("patient"))
+    with ready(app.events.consumer("patient", queue, database_down_for_a_while)):
+        publish_raw(app, "order.created", an_envelope(), "waits")
+        wait_until(lambda: len(calls) == 9, 30, "the handler to succeed at last")
+    assert calls == [1] * 9  # one delivery, handled in place until the database came back
+    # Acked (an unacked message would be back in its queue now the consumer is gone).
+    assert queue_depth(app, queue.name or "") == 0
+    assert queue_depth(app, topology.dead_letter_queue) == 0
+    app.close()
 
 
 def test_customer_events_invalidate_the_cached_lookup(events_app: App) -> None:
