@@ -60,7 +60,7 @@ def _start(name: str, data_dir: Path, env: dict[str, str]) -> Service:
     port = closed_port()
     log = data_dir / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own argv
+        process = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "--factory", f"ordtool.web.asgi:{name}",
                 "--host", "127.0.0.1", "--port", str(port),
