@@ -169,7 +169,7 @@ class Consumer:
             self.ready.set()
             log.info("consumer %s: consuming %s", self.name, queue)
             while not stop.is_set():
-                channel.connection.process_data_events(time_limit=0.25)  # type: ignore[arg-type]
+                channel.connection.process_data_events(time_limit=0.25)
 
     def _declare(self, channel: BlockingChannel) -> str:
         spec = self._queue
