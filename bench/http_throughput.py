@@ -30,6 +30,7 @@ from _support import (
     base_env,
     bench_dir,
     count_rows,
+    cpu_seconds,
     database_url,
     fresh_pg_databases,
     machine_note,
@@ -50,10 +51,11 @@ class Row:
     result: WrkResult
     rows: int  # orders in the database afterwards (warm-up included)
     load: float  # 1-minute load average right after the measured run
+    cpu_ms: float  # the server process's CPU time per answered request in the measured run
 
 
-def _measure(url: str, key: str, ids_file: Path,
-             args: argparse.Namespace) -> tuple[WrkResult, float]:
+def _measure(url: str, key: str, ids_file: Path, args: argparse.Namespace,
+             pid: int) -> tuple[WrkResult, float, float]:
     """Warm up (one order per customer, then wrk unmeasured), then the measured wrk run."""
     warm = place_each_once(url, key, read_ids(ids_file))
     print(f"{url}: one order per customer first: {dict(warm)}", file=sys.stderr)
@@ -61,9 +63,11 @@ def _measure(url: str, key: str, ids_file: Path,
     if args.warmup:
         run_wrk(f"{url}/orders", connections=args.connections, duration_s=args.warmup, env=env)
     time.sleep(1)
+    cpu_before = cpu_seconds(pid)
     result = run_wrk(f"{url}/orders", connections=args.connections, duration_s=args.duration,
                      env=env)
-    return result, os.getloadavg()[0]
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, result.requests)
+    return result, os.getloadavg()[0], cpu_ms
 
 
 def ceiling(bench: Bench, args: argparse.Namespace, label: str, run: int) -> Row:
@@ -71,10 +75,10 @@ def ceiling(bench: Bench, args: argparse.Namespace, label: str, run: int) -> Row
     url, proc = start_ceiling(bench, db_file)
     ids = write_ids(bench.workdir / "ceiling_ids.txt", range(1, args.customers + 1))
     try:
-        result, load = _measure(url, "unused", ids, args)
+        result, load, cpu_ms = _measure(url, "unused", ids, args, proc.pid)
     finally:
         proc.stop()
-    return Row(label, result, count_rows(f"sqlite:///{db_file}", "orders"), load)
+    return Row(label, result, count_rows(f"sqlite:///{db_file}", "orders"), load, cpu_ms)
 
 
 def order_service(bench: Bench, args: argparse.Namespace, label: str, pg: bool) -> Row:
@@ -84,10 +88,13 @@ def order_service(bench: Bench, args: argparse.Namespace, label: str, pg: bool) 
         env = base_env(bench, "postgresql" if pg else "sqlite", urls)
         stack = start_stack(bench, env, customers=args.customers)
         try:
-            result, load = _measure(stack.orders_url, stack.admin_key, stack.ids_file, args)
+            assert stack.orders is not None
+            result, load, cpu_ms = _measure(stack.orders_url, stack.admin_key, stack.ids_file,
+                                            args, stack.orders.pid)
         finally:
             stack.stop()
-        return Row(label, result, count_rows(database_url(env, "orders"), "orders"), load)
+        rows = count_rows(database_url(env, "orders"), "orders")
+        return Row(label, result, rows, load, cpu_ms)
 
 
 def report(rows: Sequence[Row], args: argparse.Namespace, commands: Sequence[str]) -> bool:
@@ -97,18 +104,19 @@ def report(rows: Sequence[Row], args: argparse.Namespace, commands: Sequence[str
           f"(after a {args.warmup} s warm-up), {args.customers} customers; 2 cores shared by "
           "wrk and the servers")
     print(f"{'server':<34}{'req/s':>9}{'non-2xx':>9}{'sock err':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'rows':>9}{'/ceiling':>10}{'load':>6}")
+          f"{'rows':>9}{'/ceiling':>10}{'load':>6}{'cpu ms/req':>11}")
     ok = True
     for row in rows:
         r = row.result
         ratio = r.rps / reference
         print(f"{row.name:<34}{r.rps:>9.0f}{r.non_2xx:>9}{sum(r.socket_errors.values()):>9}"
               f"{r.latency_ms['p50']:>8.0f}{r.latency_ms['p99']:>8.0f}{row.rows:>9}"
-              f"{ratio:>10.2f}{row.load:>6.1f}")
+              f"{ratio:>10.2f}{row.load:>6.1f}{row.cpu_ms:>11.2f}")
         if not row.name.startswith("ceiling"):
             ok = ok and ratio >= TARGET_RATIO and r.errors == 0
         if any(r.socket_errors.values()):
             print(f"    socket errors: {r.socket_errors}")
+    print("cpu ms/req: the server process's CPU time (user + system) per answered request")
     print(f"ceiling = mean of the ceiling runs = {reference:.0f} req/s; target: order service "
           f">= {TARGET_RATIO} x ceiling with 0 errors: {'MET' if ok else 'NOT MET'}")
     print(f"machine after: {machine_note()}")
