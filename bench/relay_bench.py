@@ -135,10 +135,13 @@ class Broker:
 # -- the modes ------------------------------------------------------------------------------------
 
 
-def timed(mode: str, count: int, run: Callable[[], None]) -> Measured:
+def timed(bus: Broker, mode: str, count: int, run: Callable[[], None]) -> Measured:
+    """Time ``run``; then check that the audit queue got exactly ``count`` messages."""
     start = time.perf_counter()
     run()
-    return Measured(mode, count, time.perf_counter() - start)
+    measured = Measured(mode, count, time.perf_counter() - start)
+    bus.drain(count)
+    return measured
 
 
 def relay_mode(bus: Broker, app: App, batch: Sequence[Event]) -> Measured:
@@ -152,7 +155,7 @@ def relay_mode(bus: Broker, app: App, batch: Sequence[Event]) -> Measured:
             pass
 
     try:
-        measured = timed("relay (outbox -> broker, confirms in flight)", len(batch), run)
+        measured = timed(bus, "relay (outbox -> broker, confirms in flight)", len(batch), run)
     finally:
         relay.shutdown()
     with app.orders_engine.connect() as connection:
@@ -161,7 +164,6 @@ def relay_mode(bus: Broker, app: App, batch: Sequence[Event]) -> Measured:
         ).scalar_one()
     if left:
         raise SystemExit(f"the relay left {left} rows unpublished")
-    bus.drain(len(batch))
     return measured
 
 
@@ -170,16 +172,19 @@ def publisher_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
     size = bus.settings.batch_size
 
     def run() -> None:
+        # As the relay does: the next batch is sent before the last one is settled.
         publisher.open(10)
+        previous = None
         for start in range(0, len(messages), size):
-            verdicts = publisher.publish(messages[start:start + size], 30)
-            if not all(verdicts):
+            batch = publisher.send(messages[start:start + size])
+            if previous is not None and not all(publisher.settle(previous, 30)):
                 raise SystemExit("the broker did not confirm a batch")
+            previous = batch
+        if previous is not None and not all(publisher.settle(previous, 30)):
+            raise SystemExit("the broker did not confirm a batch")
         publisher.close()
 
-    measured = timed("publisher alone (confirms in flight, no database)", len(messages), run)
-    bus.drain(len(messages))
-    return measured
+    return timed(bus, "publisher alone (confirms in flight, no database)", len(messages), run)
 
 
 def no_confirm_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
@@ -192,9 +197,7 @@ def no_confirm_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
         connection.process_data_events(0)  # flush what is buffered
         connection.close()
 
-    measured = timed("no confirms (BlockingConnection)", len(messages), run)
-    bus.drain(len(messages))
-    return measured
+    return timed(bus, "no confirms (BlockingConnection)", len(messages), run)
 
 
 def confirm_wait_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
@@ -207,9 +210,7 @@ def confirm_wait_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
                                   mandatory=True)
         connection.close()
 
-    measured = timed("confirm-and-wait per message", len(messages), run)
-    bus.drain(len(messages))
-    return measured
+    return timed(bus, "confirm-and-wait per message", len(messages), run)
 
 
 def connection_per_message_mode(bus: Broker, messages: Sequence[Outgoing]) -> Measured:
@@ -220,9 +221,7 @@ def connection_per_message_mode(bus: Broker, messages: Sequence[Outgoing]) -> Me
                                                properties(m), mandatory=True)
             connection.close()
 
-    measured = timed("new connection per message", len(messages), run)
-    bus.drain(len(messages))
-    return measured
+    return timed(bus, "new connection per message", len(messages), run)
 
 
 # -- the run --------------------------------------------------------------------------------------
