@@ -57,7 +57,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 200
 PURGE_INTERVAL_S = 60.0
 # Response headers worth replaying; the rest (date, request id, length) belong to each response.
-_KEPT_HEADERS = ("content-type", "location", "retry-after")
+_KEPT_HEADERS = ("content-type", "location", "retry-after", "x-customer-check")
 
 Outcome = tuple[int, Any, dict[str, str]]
 
