@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Insert,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import DateTime, TypeDecorator
 
 from ordtool.domain.chunks import batched
 from ordtool.domain.clock import as_utc
@@ -50,14 +64,52 @@ def _order(row: Row[Any]) -> Order:
     )
 
 
+def _driver_value(connection: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+    """The column type's own conversion of a value into what the database driver receives.
+
+    SQLAlchemy converts every parameter of every row; a bulk write repeats one timestamp
+    100,000 times, and converting it each time (UtcDateTime, then SQLite's text format) was
+    ~18% of seeding's time. Bulk writes convert each distinct timestamp once with this and
+    send the result as a ``_Converted`` parameter, so it is stored exactly as the column
+    would have stored it.
+    """
+    dialect = connection.dialect
+    convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return convert or (lambda value: value)
+
+
+class _Converted(TypeDecorator[Any]):
+    """A timestamp already converted by ``_driver_value``: handed to the driver untouched.
+    Its impl keeps the bind cast PostgreSQL needs (``::TIMESTAMP WITH TIME ZONE``)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+def _converted(name: str) -> Any:
+    return bindparam(name, type_=_Converted())
+
+
 class SqlOutbox:
     def __init__(self, connection: Connection, table: Table) -> None:
         self._connection = connection
         self._table = table
 
     def add(self, events: Sequence[Event]) -> None:
-        if events:
-            self._connection.execute(insert(self._table), [_outbox_row(e) for e in events])
+        if not events:
+            return
+        convert = _driver_value(self._connection, self._table.c.occurred_at)
+        sent = {moment: convert(moment) for moment in {e.occurred_at for e in events}}
+        rows = [_outbox_row(e, sent[e.occurred_at]) for e in events]
+        self._connection.execute(_outbox_insert(self._table), rows)
+
+
+@cache  # one statement per outbox table, not one per unit of work
+def _outbox_insert(table: Table) -> Insert:
+    return insert(table).values(occurred_at=_converted("occurred_at_sent"))
 
 
 # json.dumps(..., separators=...) builds a new encoder on every call; seeding writes 100,000
@@ -65,14 +117,25 @@ class SqlOutbox:
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def _outbox_row(event: Event) -> dict[str, Any]:
+def _outbox_row(event: Event, occurred_at_sent: Any) -> dict[str, Any]:
+    envelope = event.envelope()
     return {
-        "event_id": str(event.id),
+        "event_id": envelope["id"],
         "event_type": event.type,
         "aggregate_id": event.aggregate_id,
-        "payload": _COMPACT_JSON.encode(event.envelope()),
-        "occurred_at": event.occurred_at,
+        "payload": _COMPACT_JSON.encode(envelope),
+        "occurred_at_sent": occurred_at_sent,
     }
+
+
+# RETURNING in parameter order makes SQLAlchemy send one INSERT per row on SQLite (no
+# sentinel column to sort by); unordered, it sends one INSERT per ~1,000 rows, and the unique
+# email maps each new id back to its command.
+_INSERT_CUSTOMERS = (
+    insert(customers)
+    .values(created_at=_converted("stamp_sent"), updated_at=_converted("stamp_sent"))
+    .returning(customers.c.email, customers.c.id)
+)
 
 
 class SqlCustomerRepository:
@@ -86,13 +149,13 @@ class SqlCustomerRepository:
         if not commands:
             return []
         stamp = as_utc(now)  # what the UtcDateTime column would hand back
-        rows = [c.model_dump() | {"created_at": stamp, "updated_at": stamp} for c in commands]
-        # RETURNING in parameter order makes SQLAlchemy send one INSERT per row on SQLite (no
-        # sentinel column to sort by); unordered, it sends one INSERT per ~1,000 rows, and the
-        # unique email maps each new id back to its command.
-        statement = insert(customers).returning(customers.c.email, customers.c.id)
+        sent = _driver_value(self._connection, customers.c.created_at)(stamp)
+        rows = [
+            {"name": c.name, "email": c.email, "address": c.address, "stamp_sent": sent}
+            for c in commands
+        ]
         try:
-            ids: dict[str, int] = dict(self._connection.execute(statement, rows).all())
+            ids: dict[str, int] = dict(self._connection.execute(_INSERT_CUSTOMERS, rows).all())
         except IntegrityError as exc:
             raise AlreadyExists(
                 "a customer with one of these emails already exists",
