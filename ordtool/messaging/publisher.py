@@ -155,6 +155,7 @@ class ConfirmingPublisher:
         level = logging.INFO if isinstance(reason, ConnectionClosedByClient) else logging.WARNING
         log.log(level, "broker connection closed: %s", reason)
         self._error, self._closed, self._ready = reason, True, False
+        self._abandon_pending()
 
     def _on_blocked(self, _connection: Connection, _frame: Method[spec.Connection.Blocked]) -> None:
         log.warning("broker blocked publishing (resource alarm)")
@@ -173,8 +174,7 @@ class ConfirmingPublisher:
         channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
 
     def _on_confirm_mode(self, _frame: Method[spec.Confirm.SelectOk]) -> None:
-        self._pending.clear()
-        self._returned.clear()
+        self._abandon_pending()
         self._next_tag = self._lowest = 1
         self._ready = True
 
@@ -185,6 +185,13 @@ class ConfirmingPublisher:
         self._error, self._ready = reason, False
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
+
+    def _abandon_pending(self) -> None:
+        """Confirms of a closed connection never come: those messages stay unconfirmed."""
+        for batch, _index in self._pending.values():
+            batch.unresolved = 0
+        self._pending.clear()
+        self._returned.clear()
 
     def close(self) -> None:
         connection, ioloop = self._connection, self._ioloop
@@ -200,6 +207,7 @@ class ConfirmingPublisher:
         if ioloop is not None:
             ioloop.close()
         self._closed = True
+        self._abandon_pending()
 
     # -- publishing ---------------------------------------------------------------------------
 
