@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -99,6 +100,7 @@ def through_adapter(stack: Stack, stream: list[int], cache_env: dict[str, str],
 
     from ordtool.bootstrap import App
     from ordtool.config import Settings
+    from ordtool.errors import DependencyUnavailable
     from ordtool.metrics import CACHE_LOOKUPS
 
     env = stack.env | cache_env | {"ORDTOOL_CUSTOMER_SERVICE_URL": stack.customers_url,
@@ -111,16 +113,22 @@ def through_adapter(stack: Stack, stream: list[int], cache_env: dict[str, str],
         hit, miss, stale = (CACHE_LOOKUPS.labels(result=r)._value.get() for r in RESULTS)
         return Counts(hit, miss, stale, customer_gets(stack))
 
+    def lookup(customer_id: int) -> str:
+        try:
+            return "found" if directory.lookup(customer_id).exists else "not found"
+        except DependencyUnavailable:  # the order service would answer 503
+            return "unavailable"
+
     before = counted()
     started = time.monotonic()
     with ThreadPoolExecutor(args.threads) as pool:
-        found = sum(pool.map(lambda i: directory.lookup(i).exists, stream, chunksize=64))
+        answers = Counter(pool.map(lookup, stream, chunksize=64))
     seconds = time.monotonic() - started
     app.close()
     counts = counted().minus(before)
-    counts.accepted = found
+    counts.accepted = answers["found"]
     counts.lines = [f"{len(stream)} look-ups in {seconds:.1f} s ({len(stream) / seconds:.0f}/s) "
-                    f"from {args.threads} threads; {found} found"]
+                    f"from {args.threads} threads: {dict(answers)}"]
     return counts
 
 
