@@ -27,12 +27,13 @@ def jwt_settings(**changes: Any) -> dict[str, Any]:
 
 
 def claims(**changes: Any) -> dict[str, Any]:
-    """Valid claims for 10 minutes; a change to None drops that claim."""
+    """Valid claims for a day (tokens are built when tests are collected, which can be many
+    minutes before they run); a change to None drops that claim."""
     base = {
         "sub": "partner-42",
         "iss": ISSUER,
         "aud": AUDIENCE,
-        "exp": int(time.time()) + 600,
+        "exp": int(time.time()) + 86_400,
         "scope": "orders:read",
     }
     return {k: v for k, v in (base | changes).items() if v is not None}

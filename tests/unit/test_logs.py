@@ -84,10 +84,11 @@ def test_development_lines_are_text_and_tracebacks_are_redacted(
     assert text.split()[0].endswith("Z") and " ERROR " in text and "[-] failed" in text
 
 
-@pytest.mark.parametrize("captured", ["production"], indirect=True)
-def test_uvicorn_access_log_is_off(captured: tuple[io.StringIO, logging.Logger]) -> None:
-    buffer, _ = captured
-    access = logging.getLogger("uvicorn.access")
-    assert not access.hasHandlers()  # uvicorn checks exactly this before logging a request
-    access.info('127.0.0.1 - "GET /orders?limit=5 HTTP/1.1" 200')
-    assert buffer.getvalue() == ""
+def test_uvicorn_access_log_is_off() -> None:
+    # uvicorn's access line carries the query string (tickets!), so ordtool's config silences
+    # it; the middleware writes access lines without queries instead. Checked on the config
+    # itself: the process-wide logger may be reconfigured by servers other tests run.
+    config = uvicorn_log_config(Settings(environment="production", _env_file=None))  # type: ignore[call-arg]
+    access = config["loggers"]["uvicorn.access"]
+    assert access["handlers"] == [] and access["propagate"] is False
+    assert access["level"] == "CRITICAL"
