@@ -4,8 +4,9 @@
   dependency is down (restarting this process would not bring the dependency back).
 - /readyz: may this replica take traffic? No auth. It runs a ``SELECT 1`` on the service's own
   database, reads the customer check's breaker from memory, and asks each probe registered in
-  ``App.readiness_probes`` about a connection the process already holds. It never opens a
-  connection of its own to anything but its database's pool.
+  ``App.readiness_probes`` about a connection the process already holds, and reports the live
+  hub's broker connection. It never opens a connection of its own to anything but its
+  database's pool.
   An open breaker towards the customer service is reported but does not make the replica
   unready: every replica shares that dependency, so failing readiness would take the whole
   order service out of rotation, stale-cache accepts included, for an outage elsewhere.
@@ -54,6 +55,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["customer_service"] = _customer_check(app)
     for name, probe in app.readiness_probes.items():
         checks[name] = await _bounded(partial(_probe, probe))
+    broker = _live_broker(request)
+    if broker is not None:
+        checks["live_broker"] = broker
     ready = all(check["ok"] for check in checks.values() if check.get("required", True))
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
@@ -93,6 +97,14 @@ def _customer_check(app: App) -> Check:
     breaker = health.get("breaker") or {}
     state = breaker.get("state", "closed")
     return {"ok": state != "open", "required": False, **health}
+
+
+def _live_broker(request: Request) -> Check | None:
+    """The live hub's own broker connection, read from memory. Reported, not required: while
+    the broker is down orders still commit to the outbox; only the live page lags."""
+    hub = getattr(request.app.state, "live_hub", None)
+    connected = getattr(hub, "broker_connected", None)
+    return None if connected is None else {"ok": bool(connected), "required": False}
 
 
 def _probe(probe: Callable[[], bool]) -> Check:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -411,6 +412,22 @@ def test_readyz_reports_a_held_connection_that_is_down(services: Services) -> No
     assert response.json()["checks"]["broker"] == {"ok": False}
     held.readiness_probes["broker"] = lambda: True
     assert services.orders.get("/readyz").status_code == 200
+
+
+def test_readyz_reports_the_live_hubs_broker_connection_without_requiring_it(
+    services: Services,
+) -> None:
+    state = services.orders.app.state  # type: ignore[attr-defined]
+    real_hub = state.live_hub
+    try:
+        state.live_hub = SimpleNamespace(broker_connected=False)
+        response = services.orders.get("/readyz")
+        assert response.status_code == 200  # orders still commit to the outbox
+        assert response.json()["checks"]["live_broker"] == {"ok": False, "required": False}
+        state.live_hub = SimpleNamespace(broker_connected=None)  # no broker configured
+        assert "live_broker" not in services.orders.get("/readyz").json()["checks"]
+    finally:
+        state.live_hub = real_hub
 
 
 def test_readyz_is_503_when_the_database_is_down(settings: Settings) -> None:
