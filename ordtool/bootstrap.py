@@ -1,7 +1,9 @@
 """The one place that wires adapters to the service layer.
 
 CLI commands and HTTP apps ask for an ``App``; it builds engines lazily, so a command that
-touches only orders never opens the customers database.
+touches only orders never opens the customers database. Adapters that pull in heavy
+libraries (httpx, redis, pika) are imported where they are first needed, so a CLI command
+that uses none of them starts fast.
 """
 
 from __future__ import annotations
@@ -9,21 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from ordtool.config import Settings, load_settings
-from ordtool.customers_client.cache import (
-    InProcessLookupCache,
-    LookupCache,
-    RedisLookupCache,
-    redis_client,
-)
-from ordtool.customers_client.http import HttpCustomerDirectory
 from ordtool.customers_client.local import LocalCustomerDirectory
-from ordtool.messaging.feed import BrokerFeed, Feed, OutboxFeed
-from ordtool.messaging.runtime import Events
 from ordtool.services.keys import KeyVerifier
 from ordtool.services.ports import ApiKeyStore, CustomerDirectory
 from ordtool.store import migrate
@@ -37,6 +30,12 @@ from ordtool.store.tables import (
     orders_idempotency,
 )
 from ordtool.store.uow import SqlCustomersUnitOfWork, SqlOrdersUnitOfWork
+
+if TYPE_CHECKING:
+    from ordtool.customers_client.cache import LookupCache
+    from ordtool.customers_client.http import HttpCustomerDirectory
+    from ordtool.messaging.feed import Feed
+    from ordtool.messaging.runtime import Events
 
 
 class App:
@@ -82,6 +81,8 @@ class App:
         url = self.settings.customer_service_url
         if not url:
             return LocalCustomerDirectory(self.customers_uow)
+        from ordtool.customers_client.http import HttpCustomerDirectory
+
         key = self.settings.customer_service_key
         return HttpCustomerDirectory(
             url,
@@ -91,6 +92,12 @@ class App:
         )
 
     def _customer_cache(self) -> LookupCache:
+        from ordtool.customers_client.cache import (
+            InProcessLookupCache,
+            RedisLookupCache,
+            redis_client,
+        )
+
         check = self.settings.customer_check
         if self.settings.redis_url is None:
             return InProcessLookupCache(
@@ -110,16 +117,18 @@ class App:
 
     def customer_directory_health(self) -> dict[str, Any]:
         """The customer check's state for /readyz, read from memory (never a request)."""
-        directory = self.customer_directory
-        if isinstance(directory, HttpCustomerDirectory):
-            return directory.health()
-        return {"kind": "local"}
+        directory = self._http_directory()
+        return directory.health() if directory else {"kind": "local"}
 
     def invalidate_customer(self, customer_id: int) -> None:
         """Drop a cached customer look-up (on customer.updated / customer.deleted events)."""
-        directory = self.customer_directory
-        if isinstance(directory, HttpCustomerDirectory):
+        directory = self._http_directory()
+        if directory:
             directory.invalidate(customer_id)
+
+    def _http_directory(self) -> HttpCustomerDirectory | None:
+        directory = self.customer_directory
+        return None if isinstance(directory, LocalCustomerDirectory) else directory  # type: ignore[return-value]
 
     def api_key_store(self, database: migrate.Database) -> SqlApiKeyStore:
         table = orders_api_keys if database == "orders" else customers_api_keys
@@ -144,18 +153,22 @@ class App:
     @cached_property
     def events(self) -> Events:
         """The outbox relay, consumers and event operations (no connection until asked)."""
+        from ordtool.messaging.runtime import Events
+
         return Events(self.settings, self.engine)
 
     def live_feed(self) -> Feed:
         """Order events for live displays (the page's hub, ``orders watch``): a private queue
         on the broker when one is configured, else the orders database's outbox."""
+        from ordtool.messaging.feed import BrokerFeed, OutboxFeed
+
         if self.settings.amqp_url is not None:
             return BrokerFeed(self.events)
         return OutboxFeed(lambda: self.orders_engine)
 
     def close(self) -> None:
         directory = self.__dict__.pop("customer_directory", None)
-        if isinstance(directory, HttpCustomerDirectory):
+        if directory is not None and not isinstance(directory, LocalCustomerDirectory):
             directory.close()  # its pooled connections and cache client
         for name in ("orders_engine", "customers_engine"):
             engine = self.__dict__.pop(name, None)
