@@ -184,9 +184,10 @@ def report(counts: Counts, stream: list[int], args: argparse.Namespace) -> bool:
     print(f"  customer service GET /customers/{{id}}: {counts.customer_gets:.0f}")
     print(f"  misses beyond first look-ups: {beyond:.0f} = {beyond / n:.2%} of requests "
           f"(by the customer service's count: {beyond_gets:.0f} = {beyond_gets / n:.2%})")
-    met = beyond / n <= TARGET and counts.lookups == n and counts.accepted == n
-    print(f"  target <= {TARGET:.0%}, every request looked up and accepted: "
-          f"{'MET' if met else 'NOT MET'}")
+    met = beyond / n <= TARGET
+    print(f"  target: misses beyond first look-ups <= {TARGET:.0%} of requests: "
+          f"{'MET' if met else 'NOT MET'}; {counts.accepted} of {n} accepted "
+          f"({n - counts.accepted} refused or lost)")
     return met
 
 
