@@ -56,7 +56,8 @@ def orders_url(settings: Settings) -> str:
 
 
 def stack_specs(settings: Settings, service_key: str | None) -> list[ProcessSpec]:
-    """Both services, and the outbox relay when a broker is configured."""
+    """Both services; with a broker, also the outbox relay and the audit consumer (what
+    `ordtool events verify` reconciles against)."""
     python = [sys.executable, "-m", "ordtool"]
     orders_env = {"ORDTOOL_CUSTOMER_SERVICE_URL": customers_url(settings)}
     if service_key:
@@ -67,6 +68,7 @@ def stack_specs(settings: Settings, service_key: str | None) -> list[ProcessSpec
     ]
     if settings.amqp_url is not None:
         specs.append(ProcessSpec("relay", [*python, "events", "relay"], None, {}))
+        specs.append(ProcessSpec("audit", [*python, "events", "audit"], None, {}))
     return specs
 
 

@@ -29,6 +29,7 @@ from ordtool.domain.events import order_data
 from ordtool.messaging.feed import Envelope, Feed
 from ordtool.services import orders as use_cases
 from ordtool.web.auth import Caller, require
+from ordtool.web.service import also_during_lifespan
 from ordtool.web.tickets import TicketStore
 
 log = logging.getLogger(__name__)
@@ -236,16 +237,14 @@ def mount_live(fastapi_app: FastAPI, app: App) -> LiveHub:
     # Not a readiness probe: a broker outage must not take every replica out of rotation
     # (orders still commit to the outbox); /readyz may report hub.broker_connected as info.
     fastapi_app.include_router(router)
-    previous = fastapi_app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(served: Any) -> AsyncIterator[Any]:
-        async with previous(served) as state:
-            await hub.start()
-            try:
-                yield state
-            finally:
-                await hub.stop()
+    async def running_hub() -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
 
-    fastapi_app.router.lifespan_context = lifespan
+    also_during_lifespan(fastapi_app, running_hub)
     return hub

@@ -8,6 +8,10 @@ customer service could not be asked says so: ``"customer_check": "stale"`` in th
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
@@ -30,6 +34,7 @@ from ordtool.web.service import AppDep, Posted, RequestId
 
 CUSTOMER_CHECK_HEADER = "X-Customer-Check"
 PLACE_ORDER = "place_order"  # the route's name, so the validation handler can count it
+STOP_TIMEOUT_S = 5.0  # how long shutdown waits for the customer-events consumer
 
 router = APIRouter(prefix="/orders", tags=["orders"], responses=schemas.COMMON)
 
@@ -129,4 +134,27 @@ def create_app(app: App) -> FastAPI:
     )
     api.add_exception_handler(RequestValidationError, _invalid_input)
     mount_live(api, app)  # the live orders page at /, /ws-ticket and /ws/orders
+    _follow_customer_events(api, app)
     return api
+
+
+def _follow_customer_events(api: FastAPI, app: App) -> None:
+    """With a broker and a customer service, customer.updated / customer.deleted events drop
+    this replica's cached look-up at once, instead of when its fresh TTL runs out. Each
+    replica has a private queue, so every replica hears every change."""
+    if app.settings.amqp_url is None or not app.settings.customer_service_url:
+        return
+    consumer = app.events.customer_cache_consumer(app.invalidate_customer)
+    api.state.customer_events = consumer
+
+    @asynccontextmanager
+    async def consuming() -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = app.events.start(consumer, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, STOP_TIMEOUT_S)
+
+    service.also_during_lifespan(api, consuming)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -85,6 +85,21 @@ async def _submission(request: Request) -> Submission:
 AppDep = Annotated[App, Depends(_app)]
 RequestId = Annotated[str | None, Depends(_request_id)]
 Posted = Annotated[Submission, Depends(_submission)]
+
+
+def also_during_lifespan(
+    api: FastAPI, context: Callable[[], AbstractAsyncContextManager[None]]
+) -> None:
+    """Run ``context`` for as long as the app runs, inside whatever lifespan it already has
+    (so the database is open before it starts and still open while it stops)."""
+    previous = api.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async with previous(served) as state, context():
+            yield state
+
+    api.router.lifespan_context = lifespan
 
 
 @asynccontextmanager
