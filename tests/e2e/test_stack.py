@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.test_messaging_support import amqp_url, vhost_fixture  # noqa: F401
+
 pytestmark = pytest.mark.slow
 
 
@@ -162,3 +164,29 @@ def _wait_until(condition: object, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_up_with_a_broker_relays_and_audits_every_event(
+    stack_env: dict[str, str], vhost: str
+) -> None:
+    env = stack_env | {"ORDTOOL_AMQP_URL": amqp_url(vhost)}
+    started = ordtool(env, "up", "--detach", "--json")
+    assert started.returncode == 0, started.stderr
+    try:
+        names = {p["name"] for p in json.loads(started.stdout)["processes"]}
+        assert names == {"customers", "orders", "relay", "audit"}
+        orders_url, customers_url = _urls(env)
+        headers = {"Authorization": f"Bearer {json.loads(started.stdout)['admin_key']}"}
+        customer = httpx.post(f"{customers_url}/customers", headers=headers, json={
+            "name": "Ada", "email": "ada@example.com", "address": "1 Road"}).json()
+        for quantity in (1, 2, 3):
+            placed = httpx.post(f"{orders_url}/orders", headers=headers, json={
+                "customer_id": customer["id"], "sku": "BOOK-1", "quantity": quantity})
+            assert placed.status_code == 201, placed.text
+
+        verified = ordtool(env, "events", "verify", "--wait", "60", "--json")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        report = json.loads(verified.stdout)
+        assert report["lost"] == 0 and report["published"] >= 4  # 1 customer + 3 orders
+    finally:
+        ordtool(env, "down")
