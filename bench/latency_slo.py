@@ -62,8 +62,10 @@ def _fixed_rate(stack: Stack, args: argparse.Namespace) -> Result:
 
 
 def _warm(stack: Stack) -> None:
+    started = time.monotonic()
     statuses = place_each_once(stack.orders_url, stack.admin_key, stack.customer_ids)
-    print(f"  one order per customer first: {dict(statuses)}", file=sys.stderr)
+    print(f"  one order per customer first: {dict(statuses)} in "
+          f"{time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 def normal(stack: Stack, args: argparse.Namespace) -> Outcome:
