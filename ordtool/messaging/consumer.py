@@ -16,6 +16,12 @@ For each delivery:
    Quorum queues count deliveries themselves (``x-delivery-count``), and their
    ``x-delivery-limit`` dead-letters a message that keeps killing its consumer before it can
    even nack.
+
+A consumer given a ``BatchProcessor`` (the audit consumer) handles the deliveries that arrived
+together (up to the prefetch) in one transaction, and acks them after that commit. On SQLite,
+where the order service, the relay and the consumer queue for one write lock, one lock per
+batch instead of one per event is what lets the consumer keep up. If the batch fails, each of
+its events is handled on its own as above, so one bad event is retried or dead-lettered alone.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -66,7 +73,10 @@ class Received:
 # A processor handles one event; it returns False when it recognised a duplicate. It may
 # raise PoisonMessage for an event it can never handle (dead-lettered at once).
 Processor = Callable[[Received], bool]
+# Handles several events in one transaction; one such verdict per event, in order.
+BatchProcessor = Callable[[Sequence[Received]], list[bool]]
 Handler = Callable[[Connection, Received], None]
+T = TypeVar("T")
 
 
 class InboxProcessor:
@@ -87,13 +97,21 @@ class InboxProcessor:
         self._insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
 
     def __call__(self, received: Received) -> bool:
+        return self.many([received])[0]
+
+    def many(self, batch: Sequence[Received]) -> list[bool]:
+        """Several events in one transaction (a ``BatchProcessor``); an event id twice in one
+        batch is a duplicate the second time, as it would be in two transactions."""
         with transaction(self._engine, write=True) as connection:
-            if not self._record(connection, received):
-                if self._on_duplicate is not None:
-                    self._on_duplicate(connection, received)
-                return False
-            self._handle(connection, received)
-            return True
+            return [self._one(connection, received) for received in batch]
+
+    def _one(self, connection: Connection, received: Received) -> bool:
+        if not self._record(connection, received):
+            if self._on_duplicate is not None:
+                self._on_duplicate(connection, received)
+            return False
+        self._handle(connection, received)
+        return True
 
     def _record(self, connection: Connection, received: Received) -> bool:
         statement = (
@@ -132,10 +150,13 @@ class Consumer:
         queue: QueueSpec,
         process: Processor,
         settings: EventsSettings,
+        batch: BatchProcessor | None = None,
     ) -> None:
         self.name = name
         self._params, self._topology, self._queue = params, topology, queue
-        self._process, self._settings = process, settings
+        self._process, self._settings, self._batch = process, settings, batch
+        # Deliveries waiting for their batch: (delivery tag, properties, body).
+        self._pending: list[tuple[int, BasicProperties, bytes]] = []
         self._failures: dict[str, int] = {}
         self.ready = threading.Event()  # set once the queue is bound and consumed
         self._stop = threading.Event()
@@ -160,6 +181,7 @@ class Consumer:
 
     def _consume(self, stop: threading.Event) -> None:
         self._stop = stop
+        self._pending.clear()  # delivery tags of a closed channel mean nothing on a new one
         with broker.blocking_channel(self._params) as channel:
             self._sleep = channel.connection.sleep
             self._topology.declare(channel)
@@ -169,7 +191,9 @@ class Consumer:
             self.ready.set()
             log.info("consumer %s: consuming %s", self.name, queue)
             while not stop.is_set():
+                # Returns once deliveries arrived (all that came together are dispatched).
                 channel.connection.process_data_events(time_limit=0.25)
+                self._handle_pending(channel)
 
     def _declare(self, channel: BlockingChannel) -> str:
         spec = self._queue
@@ -187,13 +211,67 @@ class Consumer:
         self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
         body: bytes,
     ) -> None:
-        outcome = self.handle(body, properties)
-        metrics.EVENTS_CONSUMED.labels(self.name, outcome.value).inc()
         tag = int(method.delivery_tag or 0)
+        if self._batch is not None:
+            self._pending.append((tag, properties, body))
+            return
+        self._settle(channel, tag, self.handle(body, properties))
+
+    def _settle(self, channel: BlockingChannel, tag: int, outcome: Outcome) -> None:
+        metrics.EVENTS_CONSUMED.labels(self.name, outcome.value).inc()
         if outcome in (Outcome.HANDLED, Outcome.DUPLICATE):
             channel.basic_ack(tag)
         else:
             channel.basic_nack(tag, requeue=outcome is Outcome.RETRIED)
+
+    def _handle_pending(self, channel: BlockingChannel) -> None:
+        """Handle the deliveries that arrived together as one batch, then ack them."""
+        pending, self._pending = self._pending, []
+        if not pending or self._batch is None:
+            return
+        decoded: list[tuple[int, Received]] = []
+        for tag, properties, body in pending:
+            try:
+                envelope = decode(body)
+            except PoisonMessage as exc:
+                self._settle(channel, tag, self._poison(properties.message_id, exc))
+                continue
+            attempt = self._attempt(str(envelope.id), properties)
+            decoded.append((tag, Received(envelope, source_of(envelope.type), attempt)))
+        if not decoded:
+            return
+        batch = self._batch
+        try:
+            verdicts = self._waiting_out_outages(lambda: batch([r for _, r in decoded]))
+        except Exception:  # one bad event must not fail the others: each on its own
+            log.warning("consumer %s: a batch of %d failed; handling its events one by one",
+                        self.name, len(decoded), exc_info=True)
+            batched = {tag for tag, _ in decoded}
+            for tag, properties, body in pending:
+                if tag in batched:
+                    self._settle(channel, tag, self.handle(body, properties))
+            return
+        if verdicts is None:  # stopping during an outage: all of them come back later
+            for tag, _ in decoded:
+                self._settle(channel, tag, Outcome.RETRIED)
+            return
+        for (tag, received), handled in zip(decoded, verdicts, strict=True):
+            self._failures.pop(str(received.envelope.id), None)
+            self._settle(channel, tag, Outcome.HANDLED if handled else Outcome.DUPLICATE)
+
+    def _waiting_out_outages(self, call: Callable[[], T]) -> T | None:
+        """``call()``, retried in place with backoff while the database (or what else the
+        handler stands on) is down, however long; None if the consumer is stopped meanwhile.
+        An outage is not the event's fault: it spends none of its attempts."""
+        delays = broker.reconnect_delays(self._settings.reconnect_max_s)
+        while True:
+            try:
+                return call()
+            except INFRASTRUCTURE_ERRORS as exc:
+                if self._stop.is_set():
+                    return None
+                log.warning("consumer %s: %s; retrying", self.name, exc)
+                self._sleep(next(delays))
 
     def handle(self, body: bytes, properties: BasicProperties) -> Outcome:
         """Decide one delivery's fate (the ack or nack is the caller's)."""
@@ -204,22 +282,14 @@ class Consumer:
         event_id = str(envelope.id)
         attempt = self._attempt(event_id, properties)
         received = Received(envelope, source_of(envelope.type), attempt)
-        delays = broker.reconnect_delays(self._settings.reconnect_max_s)
-        while True:
-            try:
-                handled = self._process(received)
-                break
-            except PoisonMessage as exc:
-                return self._poison(event_id, exc)
-            except INFRASTRUCTURE_ERRORS as exc:
-                # The database is down, not the event broken: wait for it, however long,
-                # rather than spend the event's attempts (and dead-letter it) on an outage.
-                if self._stop.is_set():
-                    return Outcome.RETRIED
-                log.warning("consumer %s: %s; retrying event %s", self.name, exc, event_id)
-                self._sleep(next(delays))
-            except Exception as exc:
-                return self._failed(event_id, attempt, exc)
+        try:
+            handled = self._waiting_out_outages(lambda: self._process(received))
+        except PoisonMessage as exc:
+            return self._poison(event_id, exc)
+        except Exception as exc:
+            return self._failed(event_id, attempt, exc)
+        if handled is None:  # stopping during an outage
+            return Outcome.RETRIED
         self._failures.pop(event_id, None)
         return Outcome.HANDLED if handled else Outcome.DUPLICATE
 

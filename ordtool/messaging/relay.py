@@ -51,6 +51,8 @@ STANDBY_POLL_FRACTION = 0.25  # of the lease's time-to-live
 WINDOW = 2
 MAX_BATCHES_PER_PASS = 10  # then the other outbox gets its turn
 MIN_WAIT_S = 1.0
+# The first wait after a pass found the outbox empty; it doubles while the outbox stays empty.
+FIRST_IDLE_POLL_S = 0.002
 
 
 class PublishFailed(DependencyUnavailable):
@@ -87,10 +89,11 @@ class Relay:
         """Relay until ``stop`` is set; then finish the batch in hand, give the leases up (a
         standby takes over at once) and close the connection."""
         delays = self._delays()
+        empty_polls = 0
         try:
             while not stop.is_set():
                 try:
-                    busy = self.step()
+                    found = self.step()
                 except broker.TRANSIENT_ERRORS as exc:
                     log.warning("relay: %s; retrying", exc)
                     # Let a standby that can reach the broker (or database) take over now.
@@ -98,22 +101,23 @@ class Relay:
                     stop.wait(next(delays))
                     continue
                 delays = self._delays()
-                if not busy:
-                    self._wait(stop, self._idle_seconds())
+                empty_polls = 0 if found else empty_polls + 1
+                if not found:
+                    self._wait(stop, self._idle_seconds(empty_polls))
         finally:
             self.shutdown()
 
     def step(self) -> bool:
-        """One pass over the outboxes whose lease this relay holds; True when more rows may be
-        waiting (the pass stopped at its batch limit)."""
+        """One pass over the outboxes whose lease this relay holds; True when it published
+        something (under load, more rows are likely waiting: the next pass starts at once)."""
         held = [s for s in self._sources if self._leases[s.name].hold()]
         if held:
             self._ensure_open()
-        busy = False
+        found = False
         for source in held:
-            busy |= self._relay(source, self._leases[source.name])
+            found |= self._relay(source, self._leases[source.name])
             self._purge_when_due(source)
-        return busy
+        return found
 
     def shutdown(self) -> None:
         self._publisher.close()
@@ -126,7 +130,7 @@ class Relay:
 
     def _relay(self, source: OutboxSource, lease: Lease) -> bool:
         """Publish up to ``MAX_BATCHES_PER_PASS`` batches of this outbox, the next batch sent
-        while the broker confirms the previous one. True when more rows may be waiting."""
+        while the broker confirms the previous one. True when it published any row."""
         if self._publisher.blocked:
             return False  # the broker asked publishers to wait (resource alarm)
         size = self._settings.batch_size
@@ -152,7 +156,7 @@ class Relay:
                 f"{failed} {source.name} events were not confirmed "
                 "(nacked, returned as unroutable, or the connection failed)"
             )
-        return more
+        return batches > 0
 
     def _settle(self, source: OutboxSource, rows: list[OutboxRow], batch: InFlight,
                 lease: Lease) -> int:
@@ -187,9 +191,13 @@ class Relay:
             log.info("relay: purged %d %s events published before %s", purged, source.name,
                      cutoff)
 
-    def _idle_seconds(self) -> float:
+    def _idle_seconds(self, empty_polls: int) -> float:
+        """How long to wait after ``empty_polls`` passes in a row found nothing: the first
+        waits are short (an event committed just now goes out within a few ms), doubling up
+        to ``poll_interval_s`` while the outbox stays empty, so an idle relay costs little."""
         if any(lease.remaining() > 0 for lease in self._leases.values()):
-            return self._settings.poll_interval_s
+            first = min(FIRST_IDLE_POLL_S, self._settings.poll_interval_s)
+            return min(self._settings.poll_interval_s, first * 2.0 ** min(empty_polls - 1, 16))
         return self._settings.lease_ttl_s * STANDBY_POLL_FRACTION
 
     def _wait(self, stop: threading.Event, seconds: float) -> None:

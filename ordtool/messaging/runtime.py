@@ -18,7 +18,13 @@ from ordtool.config import Settings
 from ordtool.errors import ConfigurationError
 from ordtool.messaging import audit, broker
 from ordtool.messaging.codec import SOURCES, Source
-from ordtool.messaging.consumer import Consumer, Processor, QueueSpec, invalidating
+from ordtool.messaging.consumer import (
+    BatchProcessor,
+    Consumer,
+    Processor,
+    QueueSpec,
+    invalidating,
+)
 from ordtool.messaging.lease import LeaseState, lease_state
 from ordtool.messaging.outbox import OutboxSource, OutboxStatus, published_count, status
 from ordtool.messaging.publisher import ConfirmingPublisher
@@ -82,13 +88,16 @@ class Events:
     def relay(self) -> Relay:
         return Relay(self.sources(), self.params("relay"), self.topology, self._events)
 
-    def consumer(self, name: str, queue: QueueSpec, process: Processor) -> Consumer:
-        return Consumer(name, self.params(name), self.topology, queue, process, self._events)
+    def consumer(self, name: str, queue: QueueSpec, process: Processor,
+                 batch: BatchProcessor | None = None) -> Consumer:
+        return Consumer(name, self.params(name), self.topology, queue, process, self._events,
+                        batch)
 
     def audit_consumer(self) -> Consumer:
+        """Events that arrive together are recorded in one transaction (one write lock)."""
         queue = QueueSpec(("#",), self.topology.audit_queue)
         processor = audit.audit_processor(self._engine("orders"))
-        return self.consumer(audit.AUDIT_CONSUMER, queue, processor)
+        return self.consumer(audit.AUDIT_CONSUMER, queue, processor, processor.many)
 
     def customer_cache_consumer(self, invalidate: Callable[[int], object]) -> Consumer:
         """Customer events drop the customer from this process's look-up cache. A private
