@@ -122,33 +122,32 @@ def naive_seed(engine: Engine, records: Sequence[SeedRecord]) -> SeedReport:
 def fresh_app(backend: str) -> Iterator[App]:
     """An App on a brand-new customers database: SQLite in a new data directory (on the same
     disk as the default one), or a new PostgreSQL database migrated like `ordtool db upgrade`."""
-    with tempfile.TemporaryDirectory(prefix="ordtool-seed-bench-") as data_dir:
-        if backend == "sqlite":
-            app = App(_settings(Path(data_dir)))
-            try:
-                yield app
-            finally:
-                app.close()
-            return
-        with fresh_pg_databases("customers") as urls:
-            settings = _settings(Path(data_dir), urls["customers"])
+    with (
+        tempfile.TemporaryDirectory(prefix="ordtool-seed-bench-") as data_dir,
+        _customers_url(backend) as url,
+    ):
+        settings = Settings(
+            environment="test", data_dir=Path(data_dir), customers_database_url=url, _env_file=None
+        )
+        if url is not None:
             bare = App(settings, auto_migrate=False)
             migrate.upgrade(bare.customers_engine, "customers")
             bare.close()
-            app = App(settings)
-            try:
-                yield app
-            finally:
-                app.close()
+        app = App(settings)
+        try:
+            yield app
+        finally:
+            app.close()
 
 
-def _settings(data_dir: Path, customers_url: str | None = None) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=data_dir,
-        customers_database_url=customers_url,
-        _env_file=None,
-    )
+@contextlib.contextmanager
+def _customers_url(backend: str) -> Iterator[str | None]:
+    """None for the embedded SQLite; else the URL of a new PostgreSQL database, dropped after."""
+    if backend == "sqlite":
+        yield None
+        return
+    with fresh_pg_databases("customers") as urls:
+        yield urls["customers"]
 
 
 # --- verification ----------------------------------------------------------------------------
