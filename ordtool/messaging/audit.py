@@ -13,11 +13,12 @@ compares that record with the outboxes of both databases:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from ordtool.domain.clock import utc_now
 from ordtool.messaging.consumer import InboxProcessor, Received
@@ -34,25 +35,24 @@ def audit_processor(orders_engine: Engine) -> InboxProcessor:
     return InboxProcessor(AUDIT_CONSUMER, orders_engine, orders_inbox, _record, _count_again)
 
 
-def _record(connection: Connection, received: Received) -> None:
-    envelope, now = received.envelope, utc_now()
-    connection.execute(
-        insert(audit_events).values(
-            event_id=str(envelope.id),
-            event_type=envelope.type,
-            source=received.source,
-            occurred_at=envelope.occurred_at,
-            received_at=now,
-            deliveries=1,
-        )
-    )
+def _record(connection: Connection, batch: Sequence[Received]) -> None:
+    if not batch:
+        return
+    now = utc_now()
+    connection.execute(insert(audit_events), [
+        {"event_id": str(r.envelope.id), "event_type": r.envelope.type, "source": r.source,
+         "occurred_at": r.envelope.occurred_at, "received_at": now, "deliveries": 1}
+        for r in batch
+    ])
 
 
-def _count_again(connection: Connection, received: Received) -> None:
+def _count_again(connection: Connection, batch: Sequence[Received]) -> None:
+    again = Counter(str(r.envelope.id) for r in batch)
     connection.execute(
         update(audit_events)
-        .where(audit_events.c.event_id == str(received.envelope.id))
-        .values(deliveries=audit_events.c.deliveries + 1)
+        .where(audit_events.c.event_id == bindparam("duplicate_id"))
+        .values(deliveries=audit_events.c.deliveries + bindparam("times")),
+        [{"duplicate_id": event_id, "times": times} for event_id, times in again.items()],
     )
 
 

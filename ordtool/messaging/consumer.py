@@ -49,7 +49,7 @@ from ordtool.errors import DependencyUnavailable
 from ordtool.messaging import broker
 from ordtool.messaging.codec import Envelope, PoisonMessage, Source, decode, source_of
 from ordtool.messaging.topology import Topology
-from ordtool.store.transactions import transaction
+from ordtool.messaging.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,18 @@ class Received:
 Processor = Callable[[Received], bool]
 # Handles several events in one transaction; one such verdict per event, in order.
 BatchProcessor = Callable[[Sequence[Received]], list[bool]]
-Handler = Callable[[Connection, Received], None]
+# Writes what a batch of events means, in the caller's transaction.
+Handler = Callable[[Connection, Sequence[Received]], None]
 T = TypeVar("T")
 
 
 class InboxProcessor:
-    """Run ``handle`` at most once per event id for the consumer ``name``: the inbox row and
-    the handler's writes commit together. A duplicate runs ``on_duplicate`` instead."""
+    """Run ``handle`` at most once per event id for the consumer ``name``: the inbox rows and
+    the handler's writes commit together. Duplicates go to ``on_duplicate`` instead.
+
+    A batch is a few statements, whatever its size (one multi-row insert into the inbox that
+    returns the ids it took, then the handler's): on SQLite the write lock that the order
+    service is waiting for is held for a few milliseconds, not a statement per event."""
 
     def __init__(
         self,
@@ -93,35 +98,33 @@ class InboxProcessor:
     ) -> None:
         self.name, self._engine, self._inbox = name, engine, inbox
         self._handle, self._on_duplicate = handle, on_duplicate
-        dialect = engine.dialect.name
-        self._insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        # rowcount is not reliable here across drivers; the returned ids are.
+        self._take = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 
     def __call__(self, received: Received) -> bool:
         return self.many([received])[0]
 
     def many(self, batch: Sequence[Received]) -> list[bool]:
-        """Several events in one transaction (a ``BatchProcessor``); an event id twice in one
-        batch is a duplicate the second time, as it would be in two transactions."""
-        with transaction(self._engine, write=True) as connection:
-            return [self._one(connection, received) for received in batch]
-
-    def _one(self, connection: Connection, received: Received) -> bool:
-        if not self._record(connection, received):
-            if self._on_duplicate is not None:
-                self._on_duplicate(connection, received)
-            return False
-        self._handle(connection, received)
-        return True
-
-    def _record(self, connection: Connection, received: Received) -> bool:
-        statement = (
-            self._insert(self._inbox)
-            .values(consumer=self.name, event_id=str(received.envelope.id), received_at=utc_now())
-            .on_conflict_do_nothing()
-            # rowcount is not reliable here across drivers; a returned row is.
-            .returning(self._inbox.c.event_id)
-        )
-        return connection.execute(statement).first() is not None
+        """Several events in one transaction (a ``BatchProcessor``); True for each event
+        handled, False for a duplicate. An event id twice in one batch is a duplicate the
+        second time, as it would be in two transactions."""
+        ids = [str(received.envelope.id) for received in batch]
+        first: dict[str, int] = {}  # event id -> where it first occurs in the batch
+        for index, event_id in enumerate(ids):
+            first.setdefault(event_id, index)
+        now = utc_now()
+        rows = [{"consumer": self.name, "event_id": event_id, "received_at": now}
+                for event_id in first]
+        with write_transaction(self._engine) as connection:
+            taken = set(connection.execute(self._take, rows).scalars())
+            new = [first.get(event_id) == index and event_id in taken
+                   for index, event_id in enumerate(ids)]
+            self._handle(connection, [r for r, fresh in zip(batch, new, strict=True) if fresh])
+            repeated = [r for r, fresh in zip(batch, new, strict=True) if not fresh]
+            if repeated and self._on_duplicate is not None:
+                self._on_duplicate(connection, repeated)
+        return new
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, Table, delete, func, select, updat
 from ordtool.domain.chunks import batched
 from ordtool.messaging.codec import Source
 from ordtool.messaging.publisher import Outgoing
+from ordtool.messaging.write_lock import write_transaction
 from ordtool.store.transactions import transaction
 
 PURGE_CHUNK = 5_000
@@ -93,7 +94,7 @@ def fetch_published(
 
 def mark_published(source: OutboxSource, ids: Sequence[int], now: datetime) -> None:
     table = source.outbox
-    with transaction(source.engine, write=True) as connection:
+    with write_transaction(source.engine) as connection:
         for chunk in batched(ids, ID_CHUNK):
             connection.execute(
                 update(table).where(table.c.id.in_(chunk)).values(published_at=now)
