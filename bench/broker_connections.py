@@ -5,10 +5,12 @@ orders/s. Here the same stack as bench/event_latency.py (``ordtool up --detach``
 broker, on SQLite, a fresh data directory and a fresh vhost, both removed afterwards) takes
 POST /orders at a fixed RATE (150/s) for DURATION (10 min) from bench/fixed_rate.py, while
 the vhost's connections are listed every INTERVAL seconds
-(``rabbitmqctl list_connections -p VHOST name``). Beside the count: the connections by name,
-and how often the relay connected (its log says so each time: a reconnect would show).
-Target: the count stays flat (max = min over the run), the relay never reconnects, and
-``ordtool events verify`` finds no event lost.
+(``rabbitmqctl list_connections -p VHOST --formatter json name client_properties``: one entry
+per connection, labelled with the name the client gave and its own port, so a connection
+closed and opened again shows even when the count does not change), and the relay's log is
+read for how often it connected. Target: the count stays flat (max = min over the run), the
+same connections throughout, the relay never reconnects, and ``ordtool events verify`` finds
+no event lost.
 
     python bench/broker_connections.py [--rate 150] [--duration 600] [--interval 10]
 """
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _support import bench_dir, machine_note
+from _support import bench_dir, machine_note, place_each_once
 from event_latency import (
     RESULTS_DIR,
     EventsStack,
@@ -66,9 +68,9 @@ class Sampler:
     _thread: threading.Thread | None = None
 
     def sample(self) -> Sample:
-        listed = rabbitmqctl("list_connections", "-p", self.stack.vhost, "--no-table-headers",
-                             "name")
-        names = tuple(sorted(line.strip() for line in listed.splitlines() if line.strip()))
+        listed = rabbitmqctl("list_connections", "-p", self.stack.vhost, "--formatter", "json",
+                             "name", "client_properties")
+        names = tuple(sorted(_label(entry) for entry in json.loads(listed or "[]")))
         taken = Sample(round(time.monotonic() - self.start, 1), names,
                        log_lines(self.stack, "relay", RELAY_CONNECTED))
         self.samples.append(taken)
@@ -90,6 +92,14 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout=120)
         self.sample()  # one more after the load
+
+
+def _label(connection: dict[str, Any]) -> str:
+    """'ordtool relay 127.0.0.1:41546': the name the client gave and its own end (a connection
+    opened again would show a new port)."""
+    given = next((value for key, _kind, value in connection.get("client_properties", [])
+                  if key == "connection_name"), "unnamed")
+    return f"{given} {connection['name'].split(' -> ')[0]}"
 
 
 def log_lines(stack: EventsStack, process: str, needle: str) -> int:
@@ -118,15 +128,20 @@ class Outcome:
         return self.samples[-1].relay_connects - self.relay_connects_before
 
     @property
+    def same_connections(self) -> bool:
+        return len({s.names for s in self.samples}) == 1
+
+    @property
     def met(self) -> bool:
-        return (min(self.counts) == max(self.counts) and self.relay_reconnects == 0
-                and self.verify.get("lost") == 0)
+        return (min(self.counts) == max(self.counts) and self.same_connections
+                and self.relay_reconnects == 0 and self.verify.get("lost") == 0)
 
     def summary(self) -> dict[str, Any]:
         names = Counter(name for s in self.samples for name in set(s.names))
         return {
             "http": self.result.summary(),
             "connections": {"min": min(self.counts), "max": max(self.counts),
+                            "same_throughout": self.same_connections,
                             "series": [[s.second, s.count] for s in self.samples],
                             "names_seen_in_samples": dict(names)},
             "relay_reconnects_during_run": self.relay_reconnects,
@@ -142,13 +157,15 @@ class Outcome:
             *self.result.lines()[:3],
             f"orders sent {self.result.intended}, accepted (2xx) {self.result.ok}",
             f"broker connections in the vhost: min {c['min']}, max {c['max']} over "
-            f"{len(self.samples)} samples",
-            f"series (seconds since the load started: connections): {series}",
-            f"connections by name (samples that saw each): {c['names_seen_in_samples']}",
+            f"{len(self.samples)} samples; the same ones throughout: {c['same_throughout']}",
+            f"series (seconds since the load started: connections; the first at rest, just "
+            f"before): {series}",
+            f"connections (samples that saw each): {c['names_seen_in_samples']}",
             f"relay (re)connects during the run: {self.relay_reconnects}; consumer reconnect "
             f"warnings: {self.consumer_reconnects}",
             f"events verify: {({k: v for k, v in self.verify.items() if k != 'lost_ids'})}",
-            f"target flat connection count, no relay reconnect, nothing lost: "
+            f"target flat connection count, the same connections, no relay reconnect, "
+            f"nothing lost: "
             f"{'MET' if self.met else 'NOT MET'}",
         ]
 
@@ -184,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--customers", type=int, default=10_000, help="generated customers")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="skip the one order per customer that warms the cache")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     before = machine_note()
@@ -192,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             events_stack(bench, args.customers) as stack:
         print(f"== {args.rate:g} orders/s for {args.duration:g} s, connections every "
               f"{args.interval:g} s", file=sys.stderr)
+        if not args.no_warm:
+            statuses = place_each_once(stack.orders_url, stack.admin_key, stack.customer_ids)
+            print(f"one order per customer first: {dict(statuses)}", file=sys.stderr)
         outcome = measure(stack, args)
         commands = stack.commands
     after = machine_note()
