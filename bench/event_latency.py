@@ -201,14 +201,17 @@ def verify(stack: EventsStack, since: datetime) -> dict[str, Any]:
 
 
 def rabbitmq_pid() -> int | None:
-    """The broker's Erlang VM, to read its CPU time (read only, never signalled)."""
+    """The broker's Erlang VM, to read its CPU time (read only, never signalled): the oldest
+    beam.smp mentioning rabbit (rabbitmqctl runs short-lived ones of its own)."""
+    found: list[tuple[int, int]] = []  # (start time in clock ticks, pid)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, IndexError, ValueError):
                 cmdline = (entry / "cmdline").read_bytes()
                 if b"beam.smp" in cmdline and b"rabbit" in cmdline:
-                    return int(entry.name)
-    return None
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    found.append((int(stat[19]), int(entry.name)))
+    return min(found)[1] if found else None
 
 
 def cpu_snapshot(stack: EventsStack) -> dict[str, float]:
