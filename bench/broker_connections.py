@@ -33,6 +33,7 @@ from event_latency import (
     RESULTS_DIR,
     EventsStack,
     events_stack,
+    fresh_env,
     rabbitmqctl,
     verify,
     wait_drained,
@@ -203,12 +204,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     parser.add_argument("--no-warm", action="store_true",
                         help="skip the one order per customer that warms the cache")
+    parser.add_argument("--fresh-s", type=float, metavar="SECONDS",
+                        help="the order service's customer cache TTL (default the service's)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     before = machine_note()
     print(f"machine before: {before}")
     with bench_dir("connections", keep=args.keep) as bench, \
-            events_stack(bench, args.customers) as stack:
+            events_stack(bench, args.customers, fresh_env(args.fresh_s)) as stack:
         print(f"== {args.rate:g} orders/s for {args.duration:g} s, connections every "
               f"{args.interval:g} s", file=sys.stderr)
         if not args.no_warm:
