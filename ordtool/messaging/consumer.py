@@ -49,7 +49,7 @@ from ordtool.errors import DependencyUnavailable
 from ordtool.messaging import broker
 from ordtool.messaging.codec import Envelope, PoisonMessage, Source, decode, source_of
 from ordtool.messaging.topology import Topology
-from ordtool.messaging.write_lock import write_transaction
+from ordtool.store.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 

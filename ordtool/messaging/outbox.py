@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, Engine, Table, delete, func, select, updat
 from ordtool.domain.chunks import batched
 from ordtool.messaging.codec import Source
 from ordtool.messaging.publisher import Outgoing
-from ordtool.messaging.write_lock import write_transaction
 from ordtool.store.transactions import transaction
+from ordtool.store.write_lock import write_transaction
 
 PURGE_CHUNK = 5_000
 ID_CHUNK = 5_000  # below SQLite's and psycopg's bound-parameter limits

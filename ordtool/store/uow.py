@@ -6,11 +6,10 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy import Connection, Engine, Table
-from sqlalchemy.exc import OperationalError
 
-from ordtool.errors import DependencyUnavailable
 from ordtool.store.repositories import SqlCustomerRepository, SqlOrderRepository, SqlOutbox
 from ordtool.store.tables import customers_outbox, orders_outbox
+from ordtool.store.transactions import connect
 
 
 class SqlUnitOfWork:
@@ -31,14 +30,7 @@ class SqlUnitOfWork:
         return self._connection
 
     def __enter__(self) -> Self:
-        try:
-            connection = self._engine.connect()
-        except OperationalError as exc:
-            where = self._engine.url.render_as_string(hide_password=True)
-            raise DependencyUnavailable(
-                f"cannot reach the database {where}",
-                hint="check that it is running and the URL setting is right",
-            ) from exc
+        connection = connect(self._engine)
         connection.info["write"] = self._write
         connection.begin()
         self._connection = connection

@@ -1,5 +1,5 @@
 """The relay's and the consumers' write transactions on SQLite: the write lock is taken as soon
-as it is free, not on SQLite's busy handler's growing sleeps (messaging/write_lock.py)."""
+as it is free, not on SQLite's busy handler's growing sleeps (store/write_lock.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ordtool.messaging.write_lock import write_transaction
 from ordtool.store.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from ordtool.store.write_lock import write_transaction
 
 HELD_S = 0.44
 # SQLite's own busy handler, waiting since the lock was taken, tries again at 428 ms and then
