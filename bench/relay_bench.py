@@ -43,14 +43,13 @@ from _support import REPO_DIR, fresh_pg_databases, shown
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from ordtool.bootstrap import App
+from ordtool.bootstrap import App, upgrade_databases
 from ordtool.config import EventsSettings, Settings
 from ordtool.domain.events import Event, order_created
 from ordtool.domain.orders import Order, OrderStatus
 from ordtool.messaging import broker
 from ordtool.messaging.publisher import ConfirmingPublisher, Outgoing
 from ordtool.messaging.topology import Topology
-from ordtool.store import migrate
 from ordtool.store.tables import orders_outbox
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
@@ -239,10 +238,7 @@ def fresh_app(backend: str, amqp_url: str, exchange: str) -> Iterator[App]:
             events=EventsSettings(exchange=exchange), _env_file=None,
         )
         if backend == "postgresql":
-            bare = App(settings, auto_migrate=False)
-            for database in migrate.DATABASES:
-                migrate.upgrade(bare.engine(database), database)
-            bare.close()
+            upgrade_databases(settings)
         app = App(settings)
         try:
             yield app

@@ -42,14 +42,13 @@ from _support import REPO_DIR, fresh_pg_databases, shown
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, registry
 
-from ordtool.bootstrap import App
+from ordtool.bootstrap import App, upgrade_databases
 from ordtool.config import Settings
 from ordtool.domain.clock import utc_now
 from ordtool.domain.customers import Customer
 from ordtool.domain.events import CUSTOMER_CREATED, customer_created
 from ordtool.services.generated_customers import generate_customers
 from ordtool.services.seeding import SeedRecord, SeedReport, seed_customers
-from ordtool.store import migrate
 from ordtool.store.tables import customers, customers_outbox
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
@@ -130,9 +129,7 @@ def fresh_app(backend: str) -> Iterator[App]:
             environment="test", data_dir=Path(data_dir), customers_database_url=url, _env_file=None
         )
         if url is not None:
-            bare = App(settings, auto_migrate=False)
-            migrate.upgrade(bare.customers_engine, "customers")
-            bare.close()
+            upgrade_databases(settings, ("customers",))
         app = App(settings)
         try:
             yield app

@@ -38,6 +38,19 @@ if TYPE_CHECKING:
     from ordtool.messaging.runtime import Events
 
 
+def upgrade_databases(
+    settings: Settings, databases: tuple[migrate.Database, ...] = migrate.DATABASES
+) -> None:
+    """Apply every missing migration (what `ordtool db upgrade` does), e.g. to a new server
+    database, which an App never migrates by itself."""
+    bare = App(settings, auto_migrate=False)
+    try:
+        for database in databases:
+            migrate.upgrade(bare.engine(database), database)
+    finally:
+        bare.close()
+
+
 class App:
     def __init__(self, settings: Settings | None = None, *, auto_migrate: bool = True) -> None:
         self.settings = settings or load_settings()

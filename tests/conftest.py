@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from ordtool.bootstrap import App
+from ordtool.bootstrap import App, upgrade_databases
 from ordtool.config import Settings
 
 PG_ADMIN_URL = os.environ.get("ORDTOOL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -92,12 +92,7 @@ def pg_settings(data_dir: Path) -> Iterator[Settings]:
         customers_database_url=customers_url,
         _env_file=None,
     )
-    from ordtool.store import migrate
-
-    bare = App(settings, auto_migrate=False)
-    for database in migrate.DATABASES:
-        migrate.upgrade(bare.engine(database), database)
-    bare.close()
+    upgrade_databases(settings)
     yield settings
     _drop_pg_database(orders_name)
     _drop_pg_database(customers_name)
