@@ -9,7 +9,7 @@ that uses none of them starts fast.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +17,13 @@ from sqlalchemy import Engine
 
 from ordtool.config import Settings, load_settings
 from ordtool.customers_client.local import LocalCustomerDirectory
+from ordtool.domain.orders import Order
 from ordtool.services.keys import KeyVerifier
+from ordtool.services.orders import OrderDesk, Placement, record_orders
 from ordtool.services.ports import ApiKeyStore, CustomerDirectory
 from ordtool.store import migrate
 from ordtool.store.engine import make_engine
+from ordtool.store.group_commit import GroupCommit
 from ordtool.store.idempotency import SqlIdempotencyStore
 from ordtool.store.keys import SqlApiKeyStore
 from ordtool.store.tables import (
@@ -86,6 +89,16 @@ class App:
 
     def customers_uow(self, *, write: bool = False) -> SqlCustomersUnitOfWork:
         return SqlCustomersUnitOfWork(self.customers_engine, write=write)
+
+    @cached_property
+    def order_desk(self) -> OrderDesk:
+        """Order placement for the order service: concurrent requests' orders are committed
+        together by one writer thread (started on the first order)."""
+        return OrderDesk(self.customer_directory, self._order_writer)
+
+    @cached_property
+    def _order_writer(self) -> GroupCommit[Placement, Order]:
+        return GroupCommit(partial(record_orders, self.orders_uow), name="orders writer")
 
     @cached_property
     def customer_directory(self) -> CustomerDirectory:
@@ -180,6 +193,9 @@ class App:
         return OutboxFeed(lambda: self.orders_engine)
 
     def close(self) -> None:
+        writer = self.__dict__.pop("_order_writer", None)
+        if writer is not None:
+            writer.close()  # writes what is queued while the engine is still open
         directory = self.__dict__.pop("customer_directory", None)
         if directory is not None and not isinstance(directory, LocalCustomerDirectory):
             directory.close()  # its pooled connections and cache client

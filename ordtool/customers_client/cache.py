@@ -36,6 +36,11 @@ class LookupCache(Protocol):
         """FRESH or STALE when the customer is known to exist; None when nothing is kept."""
         ...
 
+    def get_in_memory(self, customer_id: int) -> Freshness | None:
+        """Like ``get`` where the entries live in this process (no I/O: safe on an event
+        loop); None where asking would take I/O."""
+        ...
+
     def put(self, customer_id: int) -> None:
         """Remember that the customer exists, as of now."""
         ...
@@ -84,6 +89,8 @@ class InProcessLookupCache:
             else:
                 self._stored_at.move_to_end(customer_id)
             return freshness
+
+    get_in_memory = get
 
     def put(self, customer_id: int) -> None:
         with self._lock:
@@ -135,6 +142,9 @@ class RedisLookupCache:
         if stored_at is None:
             return None
         return _freshness(self._clock() - stored_at, self._fresh_s, self._stale_s)
+
+    def get_in_memory(self, customer_id: int) -> Freshness | None:
+        return None  # every answer is a round trip to Redis
 
     def put(self, customer_id: int) -> None:
         keep_ms = max(1, int((self._fresh_s + self._stale_s) * 1000))

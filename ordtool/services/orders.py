@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+
+from anyio import to_thread
 
 from ordtool.domain.clock import utc_now
 from ordtool.domain.commands import ChangeOrderStatus, OrderQuery, PlaceOrder
 from ordtool.domain.events import order_created, order_status_changed
 from ordtool.domain.orders import Order, check_transition
 from ordtool.errors import NotFound, UnknownCustomer
-from ordtool.services.ports import CustomerDirectory, OrdersUowFactory
+from ordtool.services.ports import (
+    BatchWriter,
+    CustomerDirectory,
+    CustomerLookup,
+    OrdersUowFactory,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,15 @@ class StatusChange:
     changed: bool  # False: the order already had that status (a safe retry)
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """An order whose customer has been checked, ready to write, and its events' correlation
+    id."""
+
+    command: PlaceOrder
+    correlation_id: str | None = None
+
+
 def place_order(
     uow_factory: OrdersUowFactory,
     directory: CustomerDirectory,
@@ -33,13 +51,63 @@ def place_order(
     # Ask the directory before opening the transaction: a slow customer check must never
     # hold a database lock.
     lookup = directory.lookup(command.customer_id, request_id=correlation_id)
+    _require_customer(command, lookup)
+    [order] = record_orders(uow_factory, [Placement(command, correlation_id)])
+    return PlacedOrder(order, lookup.stale)
+
+
+def record_orders(uow_factory: OrdersUowFactory, placements: Sequence[Placement]) -> list[Order]:
+    """Write checked orders and their order.created events, all in one transaction."""
+    with uow_factory(write=True) as uow:
+        placed = uow.orders.add_many([p.command for p in placements], utc_now())
+        uow.outbox.add(
+            [
+                order_created(order, placement.correlation_id)
+                for order, placement in zip(placed, placements, strict=True)
+            ]
+        )
+        uow.commit()
+    return placed
+
+
+class OrderDesk:
+    """Places orders for a server, where many requests arrive at once.
+
+    The customer check answers from memory when it can (a fresh cache entry, most orders);
+    otherwise it runs in a worker thread, as it may wait on the customer service up to its
+    deadline. The write goes through a batch writer, which commits the orders of concurrent
+    requests together (store.group_commit) and answers each once its order is committed.
+    """
+
+    def __init__(
+        self, directory: CustomerDirectory, writer: BatchWriter[Placement, Order]
+    ) -> None:
+        self._directory = directory
+        self._writer = writer
+
+    async def place(self, command: PlaceOrder, correlation_id: str | None = None) -> PlacedOrder:
+        """From an event loop."""
+        lookup = self._directory.lookup_in_memory(command.customer_id)
+        if lookup is None:
+            ask = partial(self._directory.lookup, command.customer_id, request_id=correlation_id)
+            lookup = await to_thread.run_sync(ask)
+        _require_customer(command, lookup)
+        order = await self._writer.submit(Placement(command, correlation_id))
+        return PlacedOrder(order, lookup.stale)
+
+    def place_blocking(
+        self, command: PlaceOrder, correlation_id: str | None = None
+    ) -> PlacedOrder:
+        """From a worker thread."""
+        lookup = self._directory.lookup(command.customer_id, request_id=correlation_id)
+        _require_customer(command, lookup)
+        order = self._writer.submit_blocking(Placement(command, correlation_id))
+        return PlacedOrder(order, lookup.stale)
+
+
+def _require_customer(command: PlaceOrder, lookup: CustomerLookup) -> None:
     if not lookup.exists:
         raise UnknownCustomer(command.customer_id)
-    with uow_factory(write=True) as uow:
-        order = uow.orders.add(command, utc_now())
-        uow.outbox.add([order_created(order, correlation_id)])
-        uow.commit()
-    return PlacedOrder(order, lookup.stale)
 
 
 def change_status(

@@ -10,13 +10,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 from ordtool.domain.commands import CreateCustomer, OrderQuery, Page, PlaceOrder
 from ordtool.domain.customers import Customer
 from ordtool.domain.events import Event
 from ordtool.domain.keys import ApiKey
 from ordtool.domain.orders import Order, OrderStatus
+
+ItemT = TypeVar("ItemT", contravariant=True)
+ResultT = TypeVar("ResultT", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,11 @@ class CustomerLookup:
 class CustomerDirectory(Protocol):
     def lookup(self, customer_id: int, *, request_id: str | None = None) -> CustomerLookup:
         """Does this customer exist? Raises DependencyUnavailable when nobody can tell."""
+        ...
+
+    def lookup_in_memory(self, customer_id: int) -> CustomerLookup | None:
+        """The answer when this process's memory holds it (no I/O, safe on an event loop);
+        None when only ``lookup`` can tell."""
         ...
 
 
@@ -51,6 +59,7 @@ class CustomerRepository(Protocol):
 
 class OrderRepository(Protocol):
     def add(self, command: PlaceOrder, now: datetime) -> Order: ...
+    def add_many(self, commands: Sequence[PlaceOrder], now: datetime) -> list[Order]: ...
     def get(self, order_id: int, *, for_update: bool = False) -> Order | None: ...
     def set_status(self, order_id: int, status: OrderStatus, now: datetime) -> None: ...
     def list(self, query: OrderQuery) -> list[Order]: ...
@@ -88,6 +97,13 @@ class CustomersUowFactory(Protocol):
 
 class OrdersUowFactory(Protocol):
     def __call__(self, *, write: bool = False) -> OrdersUnitOfWork: ...
+
+
+class BatchWriter(Protocol[ItemT, ResultT]):
+    """Writes items from many callers in shared transactions (store.group_commit)."""
+
+    async def submit(self, item: ItemT) -> ResultT: ...
+    def submit_blocking(self, item: ItemT) -> ResultT: ...
 
 
 class ApiKeyStore(Protocol):

@@ -138,6 +138,13 @@ _INSERT_CUSTOMERS = (
 )
 
 
+_INSERT_ORDER = (
+    insert(orders)
+    .values(created_at=_converted("stamp_sent"), updated_at=_converted("stamp_sent"))
+    .returning(orders.c.id)
+)
+
+
 class SqlCustomerRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -226,13 +233,30 @@ class SqlOrderRepository:
         self._connection = connection
 
     def add(self, command: PlaceOrder, now: datetime) -> Order:
-        values = command.model_dump() | {
-            "status": OrderStatus.PENDING.value,
-            "created_at": now,
-            "updated_at": now,
-        }
-        row = self._connection.execute(insert(orders).values(values).returning(*orders.c)).one()
-        return _order(row)
+        return self.add_many([command], now)[0]
+
+    def add_many(self, commands: Sequence[PlaceOrder], now: datetime) -> list[Order]:
+        """New PENDING orders stamped ``now``, in the commands' order. One INSERT each (its
+        id comes back by RETURNING; a multi-row INSERT does not promise the ids' order), all
+        sharing one prepared statement and one conversion of the timestamp."""
+        stamp = as_utc(now)
+        sent = _driver_value(self._connection, orders.c.created_at)(stamp)
+        pending = OrderStatus.PENDING
+        placed = []
+        for command in commands:
+            row = {
+                "customer_id": command.customer_id,
+                "sku": command.sku,
+                "quantity": command.quantity,
+                "status": pending.value,
+                "stamp_sent": sent,
+            }
+            order_id = self._connection.execute(_INSERT_ORDER, row).scalar_one()
+            placed.append(
+                Order(order_id, command.customer_id, command.sku, command.quantity, pending,
+                      stamp, stamp)
+            )
+        return placed
 
     def get(self, order_id: int, *, for_update: bool = False) -> Order | None:
         statement = select(orders).where(orders.c.id == order_id)

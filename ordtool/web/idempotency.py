@@ -42,7 +42,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from ordtool.bootstrap import App
@@ -96,12 +95,12 @@ def idempotent(
 ) -> Response:
     """Run ``handler`` once per (caller, route, Idempotency-Key); see the module docstring.
 
-    ``handler`` returns (status, JSON-able payload, extra headers) and may raise; ``body`` is
+    ``handler`` returns (status, JSON-ready payload, extra headers) and may raise; ``body`` is
     the raw request body, so that a retry is recognised whatever its key order or spacing.
     """
     key = request.headers.get(HEADER)
     if key is None:
-        return _json_response(handler())
+        return json_response(handler())
     if not _valid_key(key):
         return problem(
             400,
@@ -161,7 +160,7 @@ def _run_and_store(
     handler: Callable[[], Outcome],
 ) -> Response:
     try:
-        response = _json_response(handler())
+        response = json_response(handler())
     except Exception as exc:
         rendered = _rendered_client_error(request, exc)
         if rendered is None:
@@ -205,9 +204,11 @@ def _rendered_client_error(request: Request, exc: Exception) -> Response | None:
     return response
 
 
-def _json_response(outcome: Outcome) -> Response:
+def json_response(outcome: Outcome) -> Response:
+    """The handler's outcome as a response; its payload is JSON-ready already (plain dicts,
+    strings and numbers), so it skips FastAPI's jsonable_encoder walk."""
     status, payload, headers = outcome
-    return JSONResponse(jsonable_encoder(payload), status_code=status, headers=headers)
+    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 def _valid_key(key: str) -> bool:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ordtool.bootstrap import App
 from ordtool.domain.commands import ChangeOrderStatus, Command, OrderQuery, PlaceOrder, Status
@@ -28,7 +29,7 @@ from ordtool.services import orders as use_cases
 from ordtool.services.orders import PlacedOrder
 from ordtool.web import problems, schemas, service
 from ordtool.web.auth import Caller, require
-from ordtool.web.idempotency import Outcome
+from ordtool.web.idempotency import Outcome, json_response
 from ordtool.web.live import mount_live
 from ordtool.web.service import AppDep, Posted, RequestId
 
@@ -58,21 +59,31 @@ class StatusChange(Command):
     responses=schemas.documented(201, schemas.PlacedOrderOut, "placed; Location names it")
     | schemas.problems(400, 409, 413, 503),
 )
-def place_order(body: PlaceOrder, caller: Writer, app: AppDep, post: Posted) -> Response:
-    def handler() -> Outcome:
-        placed = _place(app, body, post.request_id)
-        check = "stale" if placed.customer_check_stale else "fresh"
-        headers = {"Location": f"/orders/{placed.order.id}", CUSTOMER_CHECK_HEADER: check}
-        return 201, order_data(placed.order) | {"customer_check": check}, headers
+async def place_order(body: PlaceOrder, caller: Writer, app: AppDep, post: Posted) -> Response:
+    if not post.idempotent:
+        with _counted():
+            placed = await app.order_desk.place(body, post.request_id)
+        return json_response(_placed(placed))
 
-    return post.once(caller, "POST /orders", handler)
+    def handler() -> Outcome:  # the idempotency store is synchronous: a worker thread
+        with _counted():
+            placed = app.order_desk.place_blocking(body, post.request_id)
+        return _placed(placed)
+
+    return await run_in_threadpool(post.once, caller, "POST /orders", handler)
 
 
-def _place(app: App, command: PlaceOrder, request_id: str | None) -> PlacedOrder:
+def _placed(placed: PlacedOrder) -> Outcome:
+    check = "stale" if placed.customer_check_stale else "fresh"
+    headers = {"Location": f"/orders/{placed.order.id}", CUSTOMER_CHECK_HEADER: check}
+    return 201, order_data(placed.order) | {"customer_check": check}, headers
+
+
+@contextmanager
+def _counted() -> Iterator[None]:
+    """Count the placement's outcome in ORDERS_CREATED."""
     try:
-        placed = use_cases.place_order(
-            app.orders_uow, app.customer_directory, command, request_id
-        )
+        yield
     except UnknownCustomer:
         ORDERS_CREATED.labels(outcome="unknown_customer").inc()
         raise
@@ -80,7 +91,6 @@ def _place(app: App, command: PlaceOrder, request_id: str | None) -> PlacedOrder
         ORDERS_CREATED.labels(outcome="unavailable").inc()
         raise
     ORDERS_CREATED.labels(outcome="created").inc()
-    return placed
 
 
 @router.get(

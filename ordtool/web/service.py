@@ -22,6 +22,7 @@ from ordtool.logs import current_request_id
 from ordtool.store.migrate import Database
 from ordtool.web import operability, problems
 from ordtool.web.auth import Caller
+from ordtool.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from ordtool.web.idempotency import Outcome, idempotent
 from ordtool.web.middleware import RequestMiddleware
 
@@ -69,6 +70,11 @@ class Submission:
     request: Request
     body: bytes
     request_id: str | None
+
+    @property
+    def idempotent(self) -> bool:
+        """The client sent an Idempotency-Key."""
+        return IDEMPOTENCY_HEADER in self.request.headers
 
     def once(self, caller: Caller, route: str, handler: Callable[[], Outcome]) -> Response:
         """Run ``handler`` once per Idempotency-Key (or every time without one)."""

@@ -3,6 +3,7 @@ pagination, and the outbox row every change writes in the same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import replace
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ordtool.bootstrap import App
@@ -276,3 +277,42 @@ def test_a_failed_outbox_write_rolls_back_the_customer(
     with pytest.raises(IntegrityError):
         new_customer(any_app, "second@example.com")
     assert count(any_app, customers) == count(any_app, customers_outbox) == 1
+
+
+# --- group commit (the order service's write path) ------------------------------------------
+
+
+def test_concurrent_placements_share_transactions_and_each_has_its_event(any_app: App) -> None:
+    """App.order_desk on the real database: 300 concurrent orders, fewer commits than orders,
+    and every order stored once with exactly one order.created event naming it."""
+    customer_id = new_customer(any_app)
+    commits: list[int] = []
+    event.listen(any_app.orders_engine, "commit", lambda _conn: commits.append(1))
+
+    async def place_many() -> list[order_cases.PlacedOrder]:
+        desk = any_app.order_desk
+        return await asyncio.gather(
+            *(
+                desk.place(
+                    PlaceOrder(customer_id=customer_id, sku=f"SKU-{i}", quantity=1 + i % 9),
+                    correlation_id=f"req-{i}",
+                )
+                for i in range(300)
+            )
+        )
+
+    placed = asyncio.run(place_many())
+    ids = [p.order.id for p in placed]
+    assert len(set(ids)) == 300
+    assert count(any_app, orders) == 300
+    assert 0 < len(commits) < 300, "concurrent orders should have shared commits"
+    rows = outbox_rows(any_app, orders_outbox)
+    payloads = {row.aggregate_id: json.loads(row.payload) for row in rows}
+    assert len(rows) == 300 and set(payloads) == set(ids)
+    for p in placed:
+        envelope = payloads[p.order.id]
+        assert envelope["type"] == events.ORDER_CREATED
+        assert envelope["data"] == order_data(p.order)
+        assert envelope["correlation_id"] == f"req-{int(p.order.sku.split('-')[1])}"
+    stored = {o.id: o for o in order_cases.list_orders(any_app.orders_uow, OrderQuery(limit=500))}
+    assert all(stored[p.order.id] == p.order for p in placed), "answered as stored"

@@ -115,6 +115,9 @@ class FakeOrderRepository:
         self._rows[order.id] = order
         return order
 
+    def add_many(self, commands: Sequence[PlaceOrder], now: datetime) -> list[Order]:
+        return [self.add(command, now) for command in commands]
+
     def get(self, order_id: int, *, for_update: bool = False) -> Order | None:
         return self._rows.get(order_id)
 
@@ -235,7 +238,9 @@ class FakeCustomerDirectory:
         self.stale = stale
         self.down = down
         self._orders_db = orders_db
+        self.memory: set[int] = set()
         self.lookups: list[int] = []
+        self.lookups_in_memory: list[int] = []
         self.lookups_inside_transaction = 0
 
     def lookup(self, customer_id: int, *, request_id: str | None = None) -> CustomerLookup:
@@ -245,6 +250,13 @@ class FakeCustomerDirectory:
         if self.down:
             raise DependencyUnavailable("customer service unreachable")
         return CustomerLookup(exists=customer_id in self.known, stale=self.stale)
+
+    def lookup_in_memory(self, customer_id: int) -> CustomerLookup | None:
+        """Like a cache that holds the ``memory`` ids: fresh, without asking."""
+        if customer_id in self.memory:
+            self.lookups_in_memory.append(customer_id)
+            return CustomerLookup(exists=True)
+        return None
 
 
 # Structural checks: mypy fails here if a fake drifts away from its port.
