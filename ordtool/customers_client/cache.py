@@ -36,6 +36,8 @@ class LookupCache(Protocol):
         """FRESH or STALE when the customer is known to exist; None when nothing is kept."""
         ...
 
+    in_memory: bool  # the entries live in this process: get_in_memory is get
+
     def get_in_memory(self, customer_id: int) -> Freshness | None:
         """Like ``get`` where the entries live in this process (no I/O: safe on an event
         loop); None where asking would take I/O."""
@@ -62,6 +64,8 @@ def _freshness(age_s: float, fresh_s: float, stale_s: float) -> Freshness | None
 
 class InProcessLookupCache:
     """A bounded LRU in this process's memory; the least recently used entry goes first."""
+
+    in_memory = True
 
     def __init__(
         self,
@@ -116,6 +120,8 @@ class RedisLookupCache:
     A key ``{prefix}{customer_id}`` holds the wall-clock time it was stored (processes do not
     share a monotonic clock) and expires by itself when the stale window ends.
     """
+
+    in_memory = False
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
 from ordtool import __version__
 from ordtool.config import CustomerCheckSettings
-from ordtool.customers_client.breaker import CircuitBreaker
+from ordtool.customers_client.breaker import BreakerState, CircuitBreaker
 from ordtool.customers_client.cache import Freshness, LookupCache
 from ordtool.errors import DependencyUnavailable
 from ordtool.metrics import CACHE_LOOKUPS, CUSTOMER_CHECK_ATTEMPTS, CUSTOMER_CHECKS
@@ -59,6 +59,9 @@ class _Unanswered(Exception):
     def __init__(self, reason: str, *, breaker_open: bool = False) -> None:
         super().__init__(reason)
         self.breaker_open = breaker_open
+
+
+_BREAKER_OPEN = _Unanswered("circuit breaker open", breaker_open=True)
 
 
 class _CustomerBody(BaseModel):
@@ -151,11 +154,16 @@ class HttpCustomerDirectory:
         return CustomerLookup(exists=exists)
 
     def lookup_in_memory(self, customer_id: int) -> CustomerLookup | None:
-        """A fresh entry of the in-process cache, counted as a hit; None otherwise (then
-        ``lookup`` asks the cache again and counts the miss)."""
-        if self._cache.get_in_memory(customer_id) is not Freshness.FRESH:
+        """What the in-process cache and the breaker can tell without a request: a fresh
+        entry; or, while the breaker is open, the stale entry or DependencyUnavailable at
+        once. None when only ``lookup`` can tell (it then asks the cache again)."""
+        cached = self._cache.get_in_memory(customer_id)
+        if cached is Freshness.FRESH:
+            return self._hit()
+        if not self._cache.in_memory or self._breaker.state is not BreakerState.OPEN:
             return None
-        return self._hit()
+        CACHE_LOOKUPS.labels(result="miss").inc()
+        return self._fall_back(customer_id, cached, _BREAKER_OPEN, None)
 
     @staticmethod
     def _hit() -> CustomerLookup:

@@ -262,6 +262,31 @@ def test_failed_probe_reopens_the_breaker(
     assert directory.health()["breaker"]["state"] == "open"
 
 
+def test_in_memory_answers_need_no_request_and_no_thread(
+    stub: StubCustomerService, make_directory: MakeDirectory
+) -> None:
+    """lookup_in_memory (the order service's event-loop path) answers a fresh entry, and
+    while the breaker is open a stale entry or a refusal; anything else is left to lookup."""
+    directory = make_directory(stub.url, **BREAKER)
+    assert directory.lookup_in_memory(KNOWN) is None  # nothing cached: only lookup can tell
+    directory.lookup(KNOWN)
+    seen = stub.requests
+    assert directory.lookup_in_memory(KNOWN) == CustomerLookup(exists=True)
+    assert directory.lookup_in_memory(UNKNOWN) is None  # breaker closed: ask the service
+    assert stub.requests == seen
+
+    stale = make_directory(stub.url, **NEVER_FRESH, **BREAKER)
+    stale.lookup(KNOWN)
+    assert stale.lookup_in_memory(KNOWN) is None  # stale, breaker closed: ask the service
+    open_breaker(stub, stale)
+    seen = stub.requests
+    assert stale.lookup_in_memory(KNOWN) == CustomerLookup(exists=True, stale=True)
+    with pytest.raises(DependencyUnavailable, match="circuit breaker open") as refused:
+        stale.lookup_in_memory(UNKNOWN)
+    assert refused.value.retry_after is not None and refused.value.retry_after >= 1
+    assert stub.requests == seen
+
+
 # -- stale-if-error ---------------------------------------------------------------------------
 
 NEVER_FRESH = {"cache_fresh_s": 0.0}  # every look-up asks the service; entries only go stale
@@ -476,3 +501,11 @@ def test_cli_places_orders_through_the_customer_service(
     )
     assert done.returncode == 2
     assert "customer 99 does not exist" in done.stderr
+
+
+def test_redis_entries_are_never_answered_in_memory(
+    stub: StubCustomerService, make_directory: MakeDirectory, redis_prefix: str
+) -> None:
+    directory = make_directory(stub.url, redis_url=REDIS_URL, cache_key_prefix=redis_prefix)
+    assert directory.lookup(KNOWN) == CustomerLookup(exists=True)
+    assert directory.lookup_in_memory(KNOWN) is None  # a Redis read is I/O: a thread's job
