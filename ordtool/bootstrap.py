@@ -120,25 +120,26 @@ class App:
     def _customer_cache(self) -> LookupCache:
         from ordtool.customers_client.cache import (
             InProcessLookupCache,
+            Lifetimes,
             RedisLookupCache,
             redis_client,
         )
 
         check = self.settings.customer_check
+        lifetimes = Lifetimes(
+            fresh_s=check.cache_fresh_s,
+            stale_s=check.cache_stale_s,
+            revalidate_s=check.cache_revalidate_s,
+        )
         if self.settings.redis_url is None:
-            return InProcessLookupCache(
-                fresh_s=check.cache_fresh_s,
-                stale_s=check.cache_stale_s,
-                max_entries=check.cache_max_entries,
-            )
+            return InProcessLookupCache(lifetimes, max_entries=check.cache_max_entries)
         client = redis_client(
             self.settings.redis_url.get_secret_value(), timeout_s=check.cache_timeout_s
         )
         return RedisLookupCache(
             client,
             prefix=check.cache_key_prefix,
-            fresh_s=check.cache_fresh_s,
-            stale_s=check.cache_stale_s,
+            lifetimes=lifetimes,
         )
 
     def customer_directory_health(self) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class CustomerCheckSettings(BaseModel):
     pool_size: int = Field(100, ge=1, description="max pooled connections to the service")
     cache_fresh_s: float = Field(60.0, ge=0)
     cache_stale_s: float = Field(3600.0, ge=0, description="stale-if-error window")
+    cache_revalidate_s: float = Field(
+        30.0, ge=0, description="after fresh: answer while a background request re-checks"
+    )
+    cache_refresh_workers: int = Field(4, ge=1, le=64, description="background re-checks")
     cache_max_entries: int = Field(100_000, ge=1)
     breaker_window: int = Field(20, ge=1, description="calls in the sliding window")
     breaker_failure_rate: float = Field(0.5, gt=0, le=1)

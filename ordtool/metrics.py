@@ -32,8 +32,15 @@ BREAKER_STATE = Gauge(
 )
 CACHE_LOOKUPS = Counter(
     "ordtool_customer_cache_lookups_total",
-    "Customer cache look-ups by result (hit, stale_hit, miss).",
+    "Customer cache look-ups by result (hit, stale_hit, miss); a hit due for "
+    "revalidation is a hit.",
     ["result"],
+)
+CACHE_REFRESHES = Counter(
+    "ordtool_customer_cache_refreshes_total",
+    "Background re-checks of cached customers by outcome "
+    "(found, not_found, unanswered, breaker_open, not_queued).",
+    ["outcome"],
 )
 EVENTS_PUBLISHED = Counter(
     "ordtool_events_published_total", "Outbox events confirmed by the broker.", ["source"]

@@ -1,9 +1,17 @@
 """The cache of customer look-ups: in-process LRU, or Redis when several processes share it.
 
 Only "this customer exists" is ever stored: caching "not found" would keep refusing a
-customer created a second later. An entry is FRESH for ``fresh_s`` after it was stored (it
-answers without asking the customer service), then STALE for ``stale_s`` more (RFC 5861
-stale-if-error: good enough only when the customer service cannot answer), then gone.
+customer created a second later. An entry's life, from when it was stored (``Lifetimes``)::
+
+    FRESH       fresh_s          answers without asking the customer service
+    REVALIDATE  + revalidate_s   answers too, while one background request confirms it
+                                 (RFC 5861 stale-while-revalidate: a popular customer's
+                                 entry is renewed before it runs out, off the request path)
+    STALE       to + stale_s     good enough only when the customer service cannot answer
+                                 (RFC 5861 stale-if-error)
+    gone
+
+The revalidate window lies inside the stale one (it is never longer).
 
 Both caches are best effort: a cache that fails (Redis down) reads as a miss and never fails
 the customer check; the customer service is the source of truth.
@@ -16,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -28,12 +37,37 @@ log = logging.getLogger(__name__)
 
 class Freshness(StrEnum):
     FRESH = "fresh"
+    REVALIDATE = "revalidate"  # still answers; due for a background refresh
     STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long an entry answers on its own, answers while it is refreshed, and serves as a
+    stand-in when the customer service is unavailable; all in seconds from when it was stored."""
+
+    fresh_s: float
+    stale_s: float
+    revalidate_s: float = 0.0
+
+    @property
+    def kept_s(self) -> float:
+        return self.fresh_s + self.stale_s
+
+    def freshness(self, age_s: float) -> Freshness | None:
+        if age_s < self.fresh_s:
+            return Freshness.FRESH
+        if age_s < self.fresh_s + min(self.revalidate_s, self.stale_s):
+            return Freshness.REVALIDATE
+        if age_s < self.kept_s:
+            return Freshness.STALE
+        return None
 
 
 class LookupCache(Protocol):
     def get(self, customer_id: int) -> Freshness | None:
-        """FRESH or STALE when the customer is known to exist; None when nothing is kept."""
+        """How fresh the entry is when the customer is known to exist; None when nothing is
+        kept."""
         ...
 
     in_memory: bool  # the entries live in this process: get_in_memory is get
@@ -54,14 +88,6 @@ class LookupCache(Protocol):
     def close(self) -> None: ...
 
 
-def _freshness(age_s: float, fresh_s: float, stale_s: float) -> Freshness | None:
-    if age_s < fresh_s:
-        return Freshness.FRESH
-    if age_s < fresh_s + stale_s:
-        return Freshness.STALE
-    return None
-
-
 class InProcessLookupCache:
     """A bounded LRU in this process's memory; the least recently used entry goes first."""
 
@@ -69,14 +95,12 @@ class InProcessLookupCache:
 
     def __init__(
         self,
+        lifetimes: Lifetimes,
         *,
-        fresh_s: float,
-        stale_s: float,
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._fresh_s = fresh_s
-        self._stale_s = stale_s
+        self._lifetimes = lifetimes
         self._max_entries = max_entries
         self._clock = clock
         self._stored_at: OrderedDict[int, float] = OrderedDict()
@@ -87,7 +111,7 @@ class InProcessLookupCache:
             stored_at = self._stored_at.get(customer_id)
             if stored_at is None:
                 return None
-            freshness = _freshness(self._clock() - stored_at, self._fresh_s, self._stale_s)
+            freshness = self._lifetimes.freshness(self._clock() - stored_at)
             if freshness is None:
                 del self._stored_at[customer_id]
             else:
@@ -128,14 +152,12 @@ class RedisLookupCache:
         client: redis.Redis,
         *,
         prefix: str,
-        fresh_s: float,
-        stale_s: float,
+        lifetimes: Lifetimes,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._prefix = prefix
-        self._fresh_s = fresh_s
-        self._stale_s = stale_s
+        self._lifetimes = lifetimes
         self._clock = clock
 
     def get(self, customer_id: int) -> Freshness | None:
@@ -147,13 +169,13 @@ class RedisLookupCache:
         stored_at = _parse_time(raw)
         if stored_at is None:
             return None
-        return _freshness(self._clock() - stored_at, self._fresh_s, self._stale_s)
+        return self._lifetimes.freshness(self._clock() - stored_at)
 
     def get_in_memory(self, customer_id: int) -> Freshness | None:
         return None  # every answer is a round trip to Redis
 
     def put(self, customer_id: int) -> None:
-        keep_ms = max(1, int((self._fresh_s + self._stale_s) * 1000))
+        keep_ms = max(1, int(self._lifetimes.kept_s * 1000))
         try:
             self._client.set(self._key(customer_id), repr(self._clock()), px=keep_ms)
         except redis.RedisError as exc:

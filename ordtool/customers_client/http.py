@@ -4,6 +4,7 @@ The old system retried this check in an unbounded loop behind a 5 s timeout, so 
 customer service made every order slow. Here one look-up::
 
     fresh cache hit ───────────────────────────────────────────────> exists (no HTTP at all)
+    hit due for revalidation ──────> exists at once; one background re-check renews the entry
     breaker open ──────────────────────────────────────────────────> stale cache or 503, at once
     GET /customers/{id}, attempts share ONE deadline (default 1 s):
         200 with a well-formed body for that id ──> exists; cached (fresh 60 s, stale 1 h)
@@ -33,8 +34,14 @@ from ordtool import __version__
 from ordtool.config import CustomerCheckSettings
 from ordtool.customers_client.breaker import BreakerState, CircuitBreaker
 from ordtool.customers_client.cache import Freshness, LookupCache
+from ordtool.customers_client.refresh import BackgroundRefresher
 from ordtool.errors import DependencyUnavailable
-from ordtool.metrics import CACHE_LOOKUPS, CUSTOMER_CHECK_ATTEMPTS, CUSTOMER_CHECKS
+from ordtool.metrics import (
+    CACHE_LOOKUPS,
+    CACHE_REFRESHES,
+    CUSTOMER_CHECK_ATTEMPTS,
+    CUSTOMER_CHECKS,
+)
 from ordtool.services.ports import CustomerLookup
 
 log = logging.getLogger(__name__)
@@ -136,20 +143,18 @@ class HttpCustomerDirectory:
             timeout=check.attempt_timeout_s,
             follow_redirects=False,
         )
+        self._refresher = BackgroundRefresher(self._refresh, workers=check.cache_refresh_workers)
 
     def lookup(self, customer_id: int, *, request_id: str | None = None) -> CustomerLookup:
         cached = self._cache.get(customer_id)
-        if cached is Freshness.FRESH:
-            return self._hit()
+        if (answer := self._answer_from_cache(customer_id, cached)) is not None:
+            return answer
         CACHE_LOOKUPS.labels(result="miss").inc()
         try:
             exists = self._ask(customer_id, request_id)
         except _Unanswered as failure:
             return self._fall_back(customer_id, cached, failure, request_id)
-        if exists:
-            self._cache.put(customer_id)
-        else:
-            self._cache.invalidate(customer_id)  # deleted: its stale entry must not outlive it
+        self._remember(customer_id, exists)
         CUSTOMER_CHECKS.labels(outcome="found" if exists else "not_found").inc()
         return CustomerLookup(exists=exists)
 
@@ -158,18 +163,46 @@ class HttpCustomerDirectory:
         entry; or, while the breaker is open, the stale entry or DependencyUnavailable at
         once. None when only ``lookup`` can tell (it then asks the cache again)."""
         cached = self._cache.get_in_memory(customer_id)
-        if cached is Freshness.FRESH:
-            return self._hit()
+        if (answer := self._answer_from_cache(customer_id, cached)) is not None:
+            return answer
         if not self._cache.in_memory or self._breaker.state is not BreakerState.OPEN:
             return None
         CACHE_LOOKUPS.labels(result="miss").inc()
         return self._fall_back(customer_id, cached, _BREAKER_OPEN, None)
 
-    @staticmethod
-    def _hit() -> CustomerLookup:
+    def _answer_from_cache(
+        self, customer_id: int, cached: Freshness | None
+    ) -> CustomerLookup | None:
+        """A hit for a fresh entry, or one due for revalidation (which queues its re-check:
+        never blocks); None when the customer service must be asked."""
+        if cached is Freshness.REVALIDATE:
+            if not self._refresher.request(customer_id):
+                CACHE_REFRESHES.labels(outcome="not_queued").inc()
+        elif cached is not Freshness.FRESH:
+            return None
         CACHE_LOOKUPS.labels(result="hit").inc()
         CUSTOMER_CHECKS.labels(outcome="found").inc()
         return CustomerLookup(exists=True)
+
+    def _refresh(self, customer_id: int) -> None:
+        """A background re-check: renews the entry, or forgets a customer that is gone. An
+        open breaker is left alone (its half-open probes belong to the request path)."""
+        if self._breaker.state is not BreakerState.CLOSED:
+            CACHE_REFRESHES.labels(outcome="breaker_open").inc()
+            return
+        try:
+            exists = self._ask(customer_id, None)
+        except _Unanswered:
+            CACHE_REFRESHES.labels(outcome="unanswered").inc()
+            return
+        self._remember(customer_id, exists)
+        CACHE_REFRESHES.labels(outcome="found" if exists else "not_found").inc()
+
+    def _remember(self, customer_id: int, exists: bool) -> None:
+        if exists:
+            self._cache.put(customer_id)
+        else:
+            self._cache.invalidate(customer_id)  # deleted: its stale entry must not outlive it
 
     def invalidate(self, customer_id: int) -> None:
         """Forget a cached customer (a customer.deleted or .updated event calls this)."""
@@ -180,6 +213,7 @@ class HttpCustomerDirectory:
         return {"kind": "http", "breaker": self._breaker.snapshot()}
 
     def close(self) -> None:
+        self._refresher.close()  # first: its re-checks use the client and the cache
         self._client.close()
         self._cache.close()
 

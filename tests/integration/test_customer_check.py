@@ -289,7 +289,8 @@ def test_in_memory_answers_need_no_request_and_no_thread(
 
 # -- stale-if-error ---------------------------------------------------------------------------
 
-NEVER_FRESH = {"cache_fresh_s": 0.0}  # every look-up asks the service; entries only go stale
+# Every look-up asks the service; entries only go stale (no revalidate window either).
+NEVER_FRESH = {"cache_fresh_s": 0.0, "cache_revalidate_s": 0.0}
 
 
 def test_known_customer_served_stale_while_service_is_down(
@@ -343,6 +344,69 @@ def test_invalidate_drops_the_cached_customer(
     directory.invalidate(KNOWN)
     directory.lookup(KNOWN)
     assert stub.requests == 2
+
+
+# -- stale-while-revalidate -------------------------------------------------------------------
+
+REVALIDATE_SOON = {"cache_fresh_s": 0.2, "cache_revalidate_s": 30.0}
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_an_entry_due_for_revalidation_answers_at_once_and_is_renewed_behind(
+    stub: StubCustomerService, make_directory: MakeDirectory
+) -> None:
+    directory = make_directory(stub.url, **REVALIDATE_SOON)
+    assert directory.lookup(KNOWN).exists
+    time.sleep(0.25)  # past the fresh TTL, inside the revalidate window
+    stub.state.mode, stub.state.slow_s = "slow", 0.3
+    renewed = metric("ordtool_customer_cache_refreshes_total", outcome="found")
+    result, took = timed(lambda: directory.lookup(KNOWN))
+    assert result == CustomerLookup(exists=True)  # not stale: it is within its windows
+    assert took < 0.1  # the slow re-check runs behind, not in the request
+    for _ in range(5):  # one re-check at a time per customer
+        directory.lookup(KNOWN)
+    assert wait_for(lambda: metric("ordtool_customer_cache_refreshes_total", outcome="found")
+                    == renewed + 1)
+    assert stub.requests == 2
+    directory.lookup(KNOWN)  # renewed: fresh again, no re-check
+    assert stub.requests == 2
+
+
+def test_revalidation_forgets_a_customer_deleted_meanwhile(
+    stub: StubCustomerService, make_directory: MakeDirectory
+) -> None:
+    directory = make_directory(stub.url, **REVALIDATE_SOON)
+    directory.lookup(KNOWN)
+    stub.state.known.discard(KNOWN)
+    time.sleep(0.25)
+    directory.lookup(KNOWN)  # still answers from the cache, and queues the re-check
+    assert wait_for(lambda: stub.requests == 2)
+    assert wait_for(lambda: not directory.lookup(KNOWN).exists)  # asked again: 404
+
+
+def test_revalidation_leaves_an_open_breaker_alone(
+    stub: StubCustomerService, make_directory: MakeDirectory
+) -> None:
+    directory = make_directory(stub.url, **REVALIDATE_SOON, **BREAKER)
+    directory.lookup(KNOWN)
+    time.sleep(0.25)
+    open_breaker(stub, directory)
+    seen = stub.requests
+    skipped = metric("ordtool_customer_cache_refreshes_total", outcome="breaker_open")
+    assert directory.lookup(KNOWN) == CustomerLookup(exists=True)
+    assert wait_for(
+        lambda: metric("ordtool_customer_cache_refreshes_total", outcome="breaker_open")
+        == skipped + 1
+    )
+    assert stub.requests == seen
 
 
 # -- Redis -------------------------------------------------------------------------------------

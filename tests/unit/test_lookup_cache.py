@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordtool.customers_client.cache import Freshness, InProcessLookupCache
+from ordtool.customers_client.cache import Freshness, InProcessLookupCache, Lifetimes
 
 
 class FakeClock:
@@ -14,7 +14,8 @@ class FakeClock:
 
 
 def make(clock: FakeClock, max_entries: int = 100) -> InProcessLookupCache:
-    return InProcessLookupCache(fresh_s=60, stale_s=3600, max_entries=max_entries, clock=clock)
+    lifetimes = Lifetimes(fresh_s=60, stale_s=3600)
+    return InProcessLookupCache(lifetimes, max_entries=max_entries, clock=clock)
 
 
 def test_fresh_then_stale_then_gone() -> None:
@@ -63,3 +64,28 @@ def test_least_recently_used_goes_first() -> None:
     assert cache.get(1) is Freshness.FRESH
     assert cache.get(3) is Freshness.FRESH
     assert len(cache) == 2
+
+
+def test_revalidate_window_follows_fresh_and_precedes_stale() -> None:
+    clock = FakeClock()
+    cache = InProcessLookupCache(
+        Lifetimes(fresh_s=60, stale_s=3600, revalidate_s=30), max_entries=10, clock=clock
+    )
+    cache.put(7)
+    clock.now += 59.9
+    assert cache.get(7) is Freshness.FRESH
+    clock.now += 0.2
+    assert cache.get(7) is Freshness.REVALIDATE
+    clock.now += 29.8
+    assert cache.get(7) is Freshness.REVALIDATE
+    clock.now += 0.2
+    assert cache.get(7) is Freshness.STALE
+    clock.now += 3570
+    assert cache.get(7) is None
+
+
+def test_revalidate_window_never_outlasts_the_stale_window() -> None:
+    lifetimes = Lifetimes(fresh_s=10, stale_s=5, revalidate_s=30)
+    assert lifetimes.freshness(14.9) is Freshness.REVALIDATE
+    assert lifetimes.freshness(15) is None
+    assert Lifetimes(fresh_s=10, stale_s=5).freshness(10) is Freshness.STALE
