@@ -34,7 +34,9 @@ from _support import (
     bench_dir,
     free_port,
     machine_note,
+    metric_sum,
     place_each_once,
+    scrape,
     start_customers,
 )
 from fixed_rate import Result, order_factory, run_sync
@@ -72,10 +74,23 @@ def normal(stack: Stack, args: argparse.Namespace) -> Outcome:
     stack.start_orders()
     _warm(stack)
     result = _fixed_rate(stack, args)
+    _cache_report(stack)
     p99 = result.ms(result.latency_all, 99)
     errors = sum(result.errors.values()) + result.answered - result.ok
     return Outcome("normal", result, "p99 <= 100 ms, all 2xx", p99 <= 100 and errors == 0,
                    f"p99 {p99:.1f} ms, {errors} not 2xx or failed")
+
+
+def _cache_report(stack: Stack) -> None:
+    """What the customer cache did, warm-up included: the run outlasts the fresh TTL of the
+    warm-up's entries, so they are re-checked (in the background) or missed (in requests)."""
+    samples = scrape(f"{stack.orders_url}/metrics", stack.admin_key)
+    lookups = {result: metric_sum(samples, "ordtool_customer_cache_lookups_total",
+                                  result=result) for result in ("hit", "miss", "stale_hit")}
+    refreshes = {labels["outcome"]: value for name, labels, value in samples
+                 if name == "ordtool_customer_cache_refreshes_total"}
+    print(f"  customer cache look-ups {lookups}; background re-checks {refreshes}",
+          file=sys.stderr)
 
 
 def slow_cold(stack: Stack, args: argparse.Namespace) -> Outcome:

@@ -143,7 +143,11 @@ class HttpCustomerDirectory:
             timeout=check.attempt_timeout_s,
             follow_redirects=False,
         )
-        self._refresher = BackgroundRefresher(self._refresh, workers=check.cache_refresh_workers)
+        self._refresher = BackgroundRefresher(
+            self._refresh,
+            workers=check.cache_refresh_workers,
+            rate_per_s=check.cache_refresh_rate,
+        )
 
     def lookup(self, customer_id: int, *, request_id: str | None = None) -> CustomerLookup:
         cached = self._cache.get(customer_id)

@@ -34,9 +34,9 @@ from starlette.concurrency import run_in_threadpool
 from ordtool.bootstrap import App
 from ordtool.domain.keys import SCOPES, grants, looks_like_key
 from ordtool.metrics import AUTH_REFUSALS
+from ordtool.ratelimit import RateLimiter
 from ordtool.services.keys import KeyVerifier, VerifiedKey
 from ordtool.store.migrate import Database
-from ordtool.web.ratelimit import RateLimiter
 from ordtool.web.tokens import InvalidToken, JwtVerifier, looks_like_jwt
 
 REALM = 'Bearer realm="ordtool"'

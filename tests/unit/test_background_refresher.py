@@ -23,7 +23,7 @@ class Gate:
 
 def test_one_pending_re_check_per_customer() -> None:
     gate = Gate()
-    refresher = BackgroundRefresher(gate, workers=2)
+    refresher = BackgroundRefresher(gate, workers=2, rate_per_s=100)
     assert refresher.request(7)
     assert gate.started.acquire(timeout=5)
     assert refresher.request(7)  # already pending: not queued twice
@@ -36,7 +36,7 @@ def test_one_pending_re_check_per_customer() -> None:
 
 def test_refuses_beyond_max_pending_and_after_close() -> None:
     gate = Gate()
-    refresher = BackgroundRefresher(gate, workers=1, max_pending=2)
+    refresher = BackgroundRefresher(gate, workers=1, rate_per_s=100, max_pending=2)
     assert refresher.request(1)
     assert refresher.request(2)
     assert not refresher.request(3)  # full
@@ -55,8 +55,17 @@ def test_a_failing_re_check_frees_its_customer() -> None:
         calls.append(customer_id)
         raise RuntimeError("customer service said something odd")
 
-    refresher = BackgroundRefresher(failing, workers=1)
+    refresher = BackgroundRefresher(failing, workers=1, rate_per_s=100)
     assert refresher.request(5)
     refresher.close()
     assert calls == [5]
     assert refresher.pending == 0
+
+
+def test_at_most_rate_per_s_re_checks_start() -> None:
+    done: list[int] = []
+    refresher = BackgroundRefresher(done.append, workers=1, rate_per_s=3)
+    queued = [refresher.request(customer_id) for customer_id in range(10)]
+    refresher.close()
+    assert queued.count(True) == 3  # the burst is one second's worth
+    assert sorted(done) == [0, 1, 2]

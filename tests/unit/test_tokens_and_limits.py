@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from ordtool.bootstrap import App
 from ordtool.config import AuthSettings, Settings
 from ordtool.errors import ConfigurationError
+from ordtool.ratelimit import RateLimiter
 from ordtool.web import auth
-from ordtool.web.ratelimit import RateLimiter
 from ordtool.web.tokens import InvalidToken, JwtVerifier
 from tests.jwts import SECRET, b64, claims, jwt_settings, token_for, unsigned
 

@@ -1,7 +1,8 @@
-"""Per-caller token buckets, in process: ``rate`` requests per second, bursts up to ``burst``.
+"""Token buckets, in process: ``rate`` requests per second, bursts up to ``burst``, per caller
+(an API key; or one name for a single budget, such as the customer cache's re-checks).
 
-In process means the limit is per replica; behind N replicas a caller gets up to N times the
-rate. That is the usual trade for a check that costs no network round trip.
+For API keys, in process means the limit is per replica; behind N replicas a caller gets up
+to N times the rate. That is the usual trade for a check that costs no network round trip.
 """
 
 from __future__ import annotations
