@@ -26,6 +26,8 @@ from ordtool.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
+BURST_S = 0.05
+
 
 class BackgroundRefresher:
     """Runs ``refresh(customer_id)`` on a small pool, at most once at a time per customer."""
@@ -40,7 +42,8 @@ class BackgroundRefresher:
     ) -> None:
         self._refresh = refresh
         self._max_pending = max_pending
-        self._rate = RateLimiter(rate_per_s, burst=max(1, int(rate_per_s)))
+        # A burst of 50 ms' worth: the re-checks due together start evenly spread.
+        self._rate = RateLimiter(rate_per_s, burst=max(1, round(rate_per_s * BURST_S)))
         self._pending: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
