@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import anyio
 from anyio import to_thread
 
 from ordtool.domain.clock import utc_now
@@ -70,27 +71,72 @@ def record_orders(uow_factory: OrdersUowFactory, placements: Sequence[Placement]
     return placed
 
 
+class _Asking:
+    """One customer look-up in a worker thread, awaited by every request that needs it."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.answer: CustomerLookup | None = None
+        self.error: Exception | None = None
+
+
+class _SharedLookups:
+    """Concurrent requests for one customer the directory cannot answer from memory share
+    one look-up: the first asks (in a worker thread, as it may wait on the customer service
+    up to its deadline), the others await its answer without a thread of their own. Without
+    this, a popular customer's entry missing (a cold start, say) sent one request to the
+    customer service per order until the first answer came back."""
+
+    def __init__(self, directory: CustomerDirectory) -> None:
+        self._directory = directory
+        self._asking: dict[int, _Asking] = {}
+
+    async def lookup(self, customer_id: int, request_id: str | None) -> CustomerLookup:
+        joined = self._asking.get(customer_id)
+        if joined is None:
+            return await self._ask(customer_id, request_id)
+        await joined.done.wait()
+        if joined.error is not None:
+            raise joined.error
+        if joined.answer is None:  # the asking request was cancelled: ask anew
+            return await self.lookup(customer_id, request_id)
+        return joined.answer
+
+    async def _ask(self, customer_id: int, request_id: str | None) -> CustomerLookup:
+        asking = self._asking[customer_id] = _Asking()
+        try:
+            ask = partial(self._directory.lookup, customer_id, request_id=request_id)
+            asking.answer = await to_thread.run_sync(ask)
+            return asking.answer
+        except Exception as exc:
+            asking.error = exc
+            raise
+        finally:
+            del self._asking[customer_id]
+            asking.done.set()
+
+
 class OrderDesk:
     """Places orders for a server, where many requests arrive at once.
 
     The customer check answers from memory when it can (a fresh cache entry, most orders);
-    otherwise it runs in a worker thread, as it may wait on the customer service up to its
-    deadline. The write goes through a batch writer, which commits the orders of concurrent
-    requests together (store.group_commit) and answers each once its order is committed.
+    otherwise concurrent requests for one customer share one look-up (``_SharedLookups``).
+    The write goes through a batch writer, which commits the orders of concurrent requests
+    together (store.group_commit) and answers each once its order is committed.
     """
 
     def __init__(
         self, directory: CustomerDirectory, writer: BatchWriter[Placement, Order]
     ) -> None:
         self._directory = directory
+        self._shared = _SharedLookups(directory)
         self._writer = writer
 
     async def place(self, command: PlaceOrder, correlation_id: str | None = None) -> PlacedOrder:
         """From an event loop."""
         lookup = self._directory.lookup_in_memory(command.customer_id)
         if lookup is None:
-            ask = partial(self._directory.lookup, command.customer_id, request_id=correlation_id)
-            lookup = await to_thread.run_sync(ask)
+            lookup = await self._shared.lookup(command.customer_id, correlation_id)
         _require_customer(command, lookup)
         order = await self._writer.submit(Placement(command, correlation_id))
         return PlacedOrder(order, lookup.stale)

@@ -86,3 +86,28 @@ def test_blocking_placement_reports_a_stale_answer_and_a_directory_outage() -> N
     writer.close()
     down_writer.close()
     assert len(db.committed.orders) == 1
+
+
+def test_concurrent_orders_for_one_uncached_customer_share_one_look_up() -> None:
+    db = FakeDatabase()
+    directory = FakeCustomerDirectory({1, 2})
+    desk, writer = desk_for(db, directory)
+    placed = place_all(desk, [order_for(1)] * 20 + [order_for(2)] * 5 + [order_for(99)] * 3)
+    writer.close()
+    assert sorted(directory.lookups) == [1, 2, 99]  # one look-up per customer, not per order
+    assert all(isinstance(p, PlacedOrder) for p in placed[:25])
+    assert all(isinstance(p, UnknownCustomer) for p in placed[25:])
+    assert len(db.committed.orders) == 25
+
+
+def test_a_shared_look_up_that_fails_fails_every_order_waiting_on_it() -> None:
+    db = FakeDatabase()
+    directory = FakeCustomerDirectory({1}, down=True)
+    desk, writer = desk_for(db, directory)
+    placed = place_all(desk, [order_for(1)] * 10)
+    assert all(isinstance(p, DependencyUnavailable) for p in placed)
+    assert directory.lookups == [1]
+    directory.down = False  # nothing lingers: the next order asks again
+    assert isinstance(place_all(desk, [order_for(1)])[0], PlacedOrder)
+    writer.close()
+    assert directory.lookups == [1, 1]
