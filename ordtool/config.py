@@ -32,7 +32,7 @@ class CustomerCheckSettings(BaseModel):
     cache_fresh_s: float = Field(60.0, ge=0)
     cache_stale_s: float = Field(3600.0, ge=0, description="stale-if-error window")
     cache_revalidate_s: float = Field(
-        30.0, ge=0, description="after fresh: answer while a background request re-checks"
+        300.0, ge=0, description="after fresh: answer while a background request re-checks"
     )
     cache_refresh_workers: int = Field(2, ge=1, le=64, description="background re-checks")
     cache_refresh_rate: float = Field(200.0, gt=0, description="re-checks per second at most")
