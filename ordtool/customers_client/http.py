@@ -177,11 +177,16 @@ class HttpCustomerDirectory:
     def _answer_from_cache(
         self, customer_id: int, cached: Freshness | None
     ) -> CustomerLookup | None:
-        """A hit for a fresh entry, or one due for revalidation (which queues its re-check:
-        never blocks); None when the customer service must be asked."""
+        """A hit for a fresh entry; for one due for revalidation, a hit that queues its
+        re-check (never blocks), or a stale answer while the breaker is not closed (nobody
+        has confirmed the customer lately, and the response must say so). None when the
+        customer service must be asked."""
         if cached is Freshness.REVALIDATE:
-            if not self._refresher.request(customer_id):
+            breaker = self._breaker.state
+            if breaker is not BreakerState.OPEN and not self._refresher.request(customer_id):
                 CACHE_REFRESHES.labels(outcome="not_queued").inc()
+            if breaker is not BreakerState.CLOSED:
+                return self._fall_back(customer_id, Freshness.STALE, _BREAKER_OPEN, None)
         elif cached is not Freshness.FRESH:
             return None
         CACHE_LOOKUPS.labels(result="hit").inc()
@@ -189,15 +194,16 @@ class HttpCustomerDirectory:
         return CustomerLookup(exists=True)
 
     def _refresh(self, customer_id: int) -> None:
-        """A background re-check: renews the entry, or forgets a customer that is gone. An
-        open breaker is left alone (its half-open probes belong to the request path)."""
-        if self._breaker.state is not BreakerState.CLOSED:
+        """A background re-check: renews the entry, or forgets a customer that is gone. While
+        the breaker is open nothing is asked; half-open, a re-check may be its probe."""
+        if self._breaker.state is BreakerState.OPEN:
             CACHE_REFRESHES.labels(outcome="breaker_open").inc()
             return
         try:
             exists = self._ask(customer_id, None)
-        except _Unanswered:
-            CACHE_REFRESHES.labels(outcome="unanswered").inc()
+        except _Unanswered as failure:
+            outcome = "breaker_open" if failure.breaker_open else "unanswered"
+            CACHE_REFRESHES.labels(outcome=outcome).inc()
             return
         self._remember(customer_id, exists)
         CACHE_REFRESHES.labels(outcome="found" if exists else "not_found").inc()

@@ -392,7 +392,7 @@ def test_revalidation_forgets_a_customer_deleted_meanwhile(
     assert wait_for(lambda: not directory.lookup(KNOWN).exists)  # asked again: 404
 
 
-def test_revalidation_leaves_an_open_breaker_alone(
+def test_with_the_breaker_open_an_entry_due_for_revalidation_answers_stale(
     stub: StubCustomerService, make_directory: MakeDirectory
 ) -> None:
     directory = make_directory(stub.url, **REVALIDATE_SOON, **BREAKER)
@@ -400,13 +400,20 @@ def test_revalidation_leaves_an_open_breaker_alone(
     time.sleep(0.25)
     open_breaker(stub, directory)
     seen = stub.requests
-    skipped = metric("ordtool_customer_cache_refreshes_total", outcome="breaker_open")
-    assert directory.lookup(KNOWN) == CustomerLookup(exists=True)
+    # Nobody has confirmed the customer since its fresh TTL ended: the answer says so.
+    assert directory.lookup(KNOWN) == CustomerLookup(exists=True, stale=True)
+    assert stub.requests == seen  # and no re-check while the breaker is open
+    stub.state.mode = "normal"
+    time.sleep(0.55)  # past the open interval: half-open
+    recovered = metric("ordtool_customer_cache_refreshes_total", outcome="found")
+    assert directory.lookup(KNOWN) == CustomerLookup(exists=True, stale=True)
+    # That look-up's re-check was the breaker's probe: it closes, and the entry is renewed.
     assert wait_for(
-        lambda: metric("ordtool_customer_cache_refreshes_total", outcome="breaker_open")
-        == skipped + 1
+        lambda: metric("ordtool_customer_cache_refreshes_total", outcome="found")
+        == recovered + 1
     )
-    assert stub.requests == seen
+    assert directory.health()["breaker"]["state"] == "closed"
+    assert directory.lookup(KNOWN) == CustomerLookup(exists=True)
 
 
 # -- Redis -------------------------------------------------------------------------------------
