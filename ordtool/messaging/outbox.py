@@ -11,7 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ordtool.domain.chunks import batched
 from ordtool.messaging.codec import Source
@@ -95,10 +108,23 @@ def fetch_published(
 def mark_published(source: OutboxSource, ids: Sequence[int], now: datetime) -> None:
     table = source.outbox
     with write_transaction(source.engine) as connection:
+        postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            _skip_wal_flush(connection)
         for chunk in batched(ids, ID_CHUNK):
-            connection.execute(
-                update(table).where(table.c.id.in_(chunk)).values(published_at=now)
-            )
+            # PostgreSQL: one array parameter, not a placeholder per id to render and parse.
+            matches = table.c.id == any_(_id_array(chunk)) if postgresql else table.c.id.in_(chunk)
+            connection.execute(update(table).where(matches).values(published_at=now))
+
+
+def _id_array(ids: Sequence[int]) -> Any:
+    return bindparam("ids", list(ids), type_=ARRAY(BigInteger))
+
+
+def _skip_wal_flush(connection: Connection) -> None:
+    """A mark need not wait for PostgreSQL to flush its WAL: lost in a server crash, it only
+    makes the relay send those events again, and consumers drop duplicates by event id."""
+    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def purge_published(source: OutboxSource, before: datetime) -> int:
