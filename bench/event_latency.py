@@ -1,8 +1,9 @@
 """Event latency (issue 4): from an order's commit to the audit consumer, at a fixed rate.
 
 The stack is the one an operator runs: ``ordtool up --detach`` with ORDTOOL_AMQP_URL set
-(customer service, order service, outbox relay, audit consumer) on embedded SQLite, in a fresh
-data directory and a fresh RabbitMQ vhost, both removed afterwards. Customers are seeded first
+(customer service, order service, outbox relay, audit consumer) on embedded SQLite (or, with
+``--backend postgresql``, fresh PostgreSQL databases), in a fresh data directory and a fresh
+RabbitMQ vhost, all removed afterwards. Customers are seeded first
 (``ordtool seed --idempotent --count 10000``) and each is ordered once (the order service's
 customer cache warm, as in latency_slo.py); then bench/fixed_rate.py sends POST /orders at
 RATE/s for DURATION s.
@@ -18,7 +19,7 @@ look-ups go to the customer service again; ``--fresh-s 3600`` keeps them, to mea
 events path apart from that.
 
     python bench/event_latency.py [--rate 1000 [--rate 500 ...]] [--duration 60]
-                                  [--fresh-s 3600]
+                                  [--fresh-s 3600] [--backend postgresql]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from _support import (
     cpu_seconds,
     customer_ids,
     free_port,
+    fresh_pg_databases,
     machine_note,
     ordtool,
     place_each_once,
@@ -102,12 +104,13 @@ class EventsStack:
     admin_key: str
     customer_ids: list[int]
     commands: list[str]
+    database_urls: Mapping[str, str]  # "orders" and "customers"
     orders_db: Engine = field(init=False)
     customers_db: Engine = field(init=False)
 
     def __post_init__(self) -> None:
-        self.orders_db = make_engine(f"sqlite:///{self.data_dir / 'orders.db'}")
-        self.customers_db = make_engine(f"sqlite:///{self.data_dir / 'customers.db'}")
+        self.orders_db = make_engine(self.database_urls["orders"])
+        self.customers_db = make_engine(self.database_urls["customers"])
 
     def pids(self) -> dict[str, int]:
         """The stack's processes by name (ordtool up's state file)."""
@@ -127,13 +130,15 @@ def _shown_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def events_stack(bench: Bench, customers: int,
-                 extra_env: Mapping[str, str] | None = None) -> Iterator[EventsStack]:
+def events_stack(bench: Bench, customers: int, extra_env: Mapping[str, str] | None = None,
+                 pg: Mapping[str, str] | None = None) -> Iterator[EventsStack]:
     """Fresh vhost and data dir, migrate, seed, ``ordtool up --detach``; ``ordtool down`` and
-    the vhost deleted however the block ends."""
+    the vhost deleted however the block ends. ``pg``: the PostgreSQL databases to use."""
     with fresh_vhost() as vhost:
         data_dir = bench.workdir / "data"
-        env = base_env(bench, "data") | {
+        urls = dict(pg or {"orders": f"sqlite:///{data_dir / 'orders.db'}",
+                           "customers": f"sqlite:///{data_dir / 'customers.db'}"})
+        env = base_env(bench, "data", pg) | {
             "ORDTOOL_AMQP_URL": AMQP_BASE + quote(vhost, safe=""),
             "ORDTOOL_ORDERS_PORT": str(free_port()),
             "ORDTOOL_CUSTOMERS_PORT": str(free_port()),
@@ -153,7 +158,7 @@ def events_stack(bench: Bench, customers: int,
             stack = EventsStack(
                 env, vhost, data_dir, f"http://127.0.0.1:{env['ORDTOOL_ORDERS_PORT']}",
                 (data_dir / "admin.key").read_text().strip(),
-                customer_ids(f"sqlite:///{data_dir / 'customers.db'}"), commands,
+                customer_ids(urls["customers"]), commands, urls,
             )
             yield stack
         finally:
@@ -397,14 +402,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the order service's customer cache TTL "
                         "(ORDTOOL_CUSTOMER_CHECK__CACHE_FRESH_S; default the service's 60 s, "
                         "which expires the warmed entries during the run)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the two databases: embedded SQLite files, or fresh PostgreSQL "
+                        "databases (dropped afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     rates = args.rate or [1000.0]
     runs: list[RateRun] = []
     notes = {"machine_before": machine_note()}
     print(f"machine before: {notes['machine_before']}")
-    with bench_dir("events", keep=args.keep) as bench, \
-            events_stack(bench, args.customers, fresh_env(args.fresh_s)) as stack:
+    databases = (fresh_pg_databases("orders", "customers") if args.backend == "postgresql"
+                 else contextlib.nullcontext(None))
+    with bench_dir("events", keep=args.keep) as bench, databases as pg, \
+            events_stack(bench, args.customers, fresh_env(args.fresh_s), pg) as stack:
         if not args.no_warm:
             statuses = place_each_once(stack.orders_url, stack.admin_key, stack.customer_ids)
             print(f"one order per customer first: {dict(statuses)}", file=sys.stderr)
