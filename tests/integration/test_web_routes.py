@@ -521,7 +521,9 @@ def test_stale_accept_is_visible_and_the_request_id_travels(settings: Settings) 
             update={
                 "customer_service_url": stub.url,
                 # Every cached answer is stale at once: the next look-up must ask again.
-                "customer_check": CustomerCheckSettings(deadline_s=0.5, cache_fresh_s=0),
+                "customer_check": CustomerCheckSettings(
+                    deadline_s=0.5, cache_fresh_s=0, cache_revalidate_s=0
+                ),
             }
         )
         with running_services(configured) as api:
