@@ -258,9 +258,14 @@ class Consumer:
             for tag, _ in decoded:
                 self._settle(channel, tag, Outcome.RETRIED)
             return
-        for (tag, received), handled in zip(decoded, verdicts, strict=True):
+        for (_, received), handled in zip(decoded, verdicts, strict=True):
             self._failures.pop(str(received.envelope.id), None)
-            self._settle(channel, tag, Outcome.HANDLED if handled else Outcome.DUPLICATE)
+            outcome = Outcome.HANDLED if handled else Outcome.DUPLICATE
+            metrics.EVENTS_CONSUMED.labels(self.name, outcome.value).inc()
+        # One ack for the whole batch: every delivery up to its last tag is settled now (the
+        # poison ones were nacked above). An ack per delivery, a socket write each, was a
+        # quarter of the audit consumer's time at 1,000 events/s (py-spy).
+        channel.basic_ack(max(tag for tag, _ in decoded), multiple=True)
 
     def _waiting_out_outages(self, call: Callable[[], T]) -> T | None:
         """``call()``, retried in place with backoff while the database (or what else the
