@@ -35,7 +35,7 @@ class CustomerCheckSettings(BaseModel):
         300.0, ge=0, description="after fresh: answer while a background request re-checks"
     )
     cache_refresh_workers: int = Field(2, ge=1, le=64, description="background re-checks")
-    cache_refresh_rate: float = Field(200.0, gt=0, description="re-checks per second at most")
+    cache_refresh_rate: float = Field(50.0, gt=0, description="re-checks per second at most")
     cache_max_entries: int = Field(100_000, ge=1)
     breaker_window: int = Field(20, ge=1, description="calls in the sliding window")
     breaker_failure_rate: float = Field(0.5, gt=0, le=1)
