@@ -108,17 +108,20 @@ def fetch_published(
 def mark_published(source: OutboxSource, ids: Sequence[int], now: datetime) -> None:
     table = source.outbox
     with write_transaction(source.engine) as connection:
-        postgresql = connection.dialect.name == "postgresql"
-        if postgresql:
+        if connection.dialect.name == "postgresql":
             _skip_wal_flush(connection)
         for chunk in batched(ids, ID_CHUNK):
-            # PostgreSQL: one array parameter, not a placeholder per id to render and parse.
-            matches = table.c.id == any_(_id_array(chunk)) if postgresql else table.c.id.in_(chunk)
-            connection.execute(update(table).where(matches).values(published_at=now))
+            connection.execute(
+                update(table).where(_id_in(connection, table, chunk)).values(published_at=now)
+            )
 
 
-def _id_array(ids: Sequence[int]) -> Any:
-    return bindparam("ids", list(ids), type_=ARRAY(BigInteger))
+def _id_in(connection: Connection, table: Table, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``id IN ids``; on PostgreSQL one array parameter, not a placeholder per id to render
+    and parse."""
+    if connection.dialect.name == "postgresql":
+        return table.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+    return table.c.id.in_(ids)
 
 
 def _skip_wal_flush(connection: Connection) -> None:
@@ -128,21 +131,28 @@ def _skip_wal_flush(connection: Connection) -> None:
 
 
 def purge_published(source: OutboxSource, before: datetime) -> int:
-    """Delete rows published before ``before``, a chunk per transaction so that a large purge
-    never holds the write lock for long."""
+    """Delete rows published before ``before``, a chunk at a time. The rows are found by a
+    read (``published_at`` has no index: a scan) and deleted by id in a short write
+    transaction, so the scan never holds SQLite's write lock, for which the order service
+    waits; a purge that finds nothing takes no lock at all."""
     table, purged = source.outbox, 0
     while True:
-        doomed = (
-            select(table.c.id)
-            .where(table.c.published_at < before)
-            .order_by(table.c.id)
-            .limit(PURGE_CHUNK)
-            .scalar_subquery()
-        )
-        with transaction(source.engine, write=True) as connection:
-            deleted = connection.execute(delete(table).where(table.c.id.in_(doomed))).rowcount
-        purged += deleted
-        if deleted < PURGE_CHUNK:
+        with transaction(source.engine) as connection:
+            doomed = list(connection.execute(
+                select(table.c.id)
+                .where(table.c.published_at < before)
+                .order_by(table.c.id)
+                .limit(PURGE_CHUNK)
+            ).scalars())
+        if not doomed:
+            return purged
+        with write_transaction(source.engine) as connection:
+            purged += connection.execute(
+                delete(table)
+                .where(_id_in(connection, table, doomed))
+                .where(table.c.published_at < before)
+            ).rowcount
+        if len(doomed) < PURGE_CHUNK:
             return purged
 
 

@@ -193,8 +193,8 @@ def test_topology_is_idempotent_and_refuses_a_conflicting_queue(events_app: App)
         other.declare(channel)
 
 
-def test_published_rows_are_purged_after_the_retention(events_app: App) -> None:
-    app = events_app
+def test_published_rows_are_purged_after_the_retention(any_events_app: App) -> None:
+    app = any_events_app
     place_orders(app, a_customer(app), 2)
     with running(app.events.relay()):
         wait_until(lambda: unpublished(app) == 0, 30, "the rows to be published")
