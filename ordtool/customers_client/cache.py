@@ -70,12 +70,8 @@ class LookupCache(Protocol):
         kept."""
         ...
 
-    in_memory: bool  # the entries live in this process: get_in_memory is get
-
-    def get_in_memory(self, customer_id: int) -> Freshness | None:
-        """Like ``get`` where the entries live in this process (no I/O: safe on an event
-        loop); None where asking would take I/O."""
-        ...
+    # The entries live in this process: ``get`` takes no I/O and is safe on an event loop.
+    in_memory: bool
 
     def put(self, customer_id: int) -> None:
         """Remember that the customer exists, as of now."""
@@ -118,8 +114,6 @@ class InProcessLookupCache:
                 self._stored_at.move_to_end(customer_id)
             return freshness
 
-    get_in_memory = get
-
     def put(self, customer_id: int) -> None:
         with self._lock:
             self._stored_at[customer_id] = self._clock()
@@ -145,7 +139,7 @@ class RedisLookupCache:
     share a monotonic clock) and expires by itself when the stale window ends.
     """
 
-    in_memory = False
+    in_memory = False  # every answer is a round trip to Redis
 
     def __init__(
         self,
@@ -170,9 +164,6 @@ class RedisLookupCache:
         if stored_at is None:
             return None
         return self._lifetimes.freshness(self._clock() - stored_at)
-
-    def get_in_memory(self, customer_id: int) -> Freshness | None:
-        return None  # every answer is a round trip to Redis
 
     def put(self, customer_id: int) -> None:
         keep_ms = max(1, int(self._lifetimes.kept_s * 1000))

@@ -166,10 +166,12 @@ class HttpCustomerDirectory:
         """What the in-process cache and the breaker can tell without a request: a fresh
         entry; or, while the breaker is open, the stale entry or DependencyUnavailable at
         once. None when only ``lookup`` can tell (it then asks the cache again)."""
-        cached = self._cache.get_in_memory(customer_id)
+        if not self._cache.in_memory:
+            return None  # a Redis read is I/O: a worker thread's job
+        cached = self._cache.get(customer_id)
         if (answer := self._answer_from_cache(customer_id, cached)) is not None:
             return answer
-        if not self._cache.in_memory or self._breaker.state is not BreakerState.OPEN:
+        if self._breaker.state is not BreakerState.OPEN:
             return None
         CACHE_LOOKUPS.labels(result="miss").inc()
         return self._fall_back(customer_id, cached, _BREAKER_OPEN, None)
@@ -194,11 +196,9 @@ class HttpCustomerDirectory:
         return CustomerLookup(exists=True)
 
     def _refresh(self, customer_id: int) -> None:
-        """A background re-check: renews the entry, or forgets a customer that is gone. While
-        the breaker is open nothing is asked; half-open, a re-check may be its probe."""
-        if self._breaker.state is BreakerState.OPEN:
-            CACHE_REFRESHES.labels(outcome="breaker_open").inc()
-            return
+        """A background re-check: renews the entry, or forgets a customer that is gone. The
+        breaker decides as for any look-up (open: nothing is asked; half-open: a re-check
+        may be its probe)."""
         try:
             exists = self._ask(customer_id, None)
         except _Unanswered as failure:

@@ -13,25 +13,32 @@ class FakeClock:
         return self.now
 
 
-def make(clock: FakeClock, max_entries: int = 100) -> InProcessLookupCache:
-    lifetimes = Lifetimes(fresh_s=60, stale_s=3600)
+def make(
+    clock: FakeClock, max_entries: int = 100, revalidate_s: float = 0.0
+) -> InProcessLookupCache:
+    lifetimes = Lifetimes(fresh_s=60, stale_s=3600, revalidate_s=revalidate_s)
     return InProcessLookupCache(lifetimes, max_entries=max_entries, clock=clock)
+
+
+def aged(
+    cache: InProcessLookupCache, clock: FakeClock, steps: list[float]
+) -> list[Freshness | None]:
+    """Customer 7's freshness after each step of the clock, from when it was stored."""
+    cache.put(7)
+    seen = []
+    for step in steps:
+        clock.now += step
+        seen.append(cache.get(7))
+    return seen
 
 
 def test_fresh_then_stale_then_gone() -> None:
     clock = FakeClock()
     cache = make(clock)
     assert cache.get(7) is None
-    cache.put(7)
-    assert cache.get(7) is Freshness.FRESH
-    clock.now += 59.9
-    assert cache.get(7) is Freshness.FRESH
-    clock.now += 0.2
-    assert cache.get(7) is Freshness.STALE
-    clock.now += 3599
-    assert cache.get(7) is Freshness.STALE
-    clock.now += 1
-    assert cache.get(7) is None
+    assert aged(cache, clock, [0, 59.9, 0.2, 3599, 1]) == [
+        Freshness.FRESH, Freshness.FRESH, Freshness.STALE, Freshness.STALE, None
+    ]
     assert len(cache) == 0  # expired entries do not linger
 
 
@@ -68,20 +75,10 @@ def test_least_recently_used_goes_first() -> None:
 
 def test_revalidate_window_follows_fresh_and_precedes_stale() -> None:
     clock = FakeClock()
-    cache = InProcessLookupCache(
-        Lifetimes(fresh_s=60, stale_s=3600, revalidate_s=30), max_entries=10, clock=clock
-    )
-    cache.put(7)
-    clock.now += 59.9
-    assert cache.get(7) is Freshness.FRESH
-    clock.now += 0.2
-    assert cache.get(7) is Freshness.REVALIDATE
-    clock.now += 29.8
-    assert cache.get(7) is Freshness.REVALIDATE
-    clock.now += 0.2
-    assert cache.get(7) is Freshness.STALE
-    clock.now += 3570
-    assert cache.get(7) is None
+    cache = make(clock, revalidate_s=30)
+    assert aged(cache, clock, [59.9, 0.2, 29.8, 0.2, 3570]) == [
+        Freshness.FRESH, Freshness.REVALIDATE, Freshness.REVALIDATE, Freshness.STALE, None
+    ]
 
 
 def test_revalidate_window_never_outlasts_the_stale_window() -> None:
