@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Engine,
+    Table,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ordtool.services.ports import StoredResponse
@@ -102,14 +113,17 @@ class SqlIdempotencyStore:
             )
 
     def purge(self, completed_before: datetime, running_before: datetime) -> int:
-        table = self._table
         with transaction(self._engine, write=True) as connection:
-            result = connection.execute(
-                delete(table).where(
-                    or_(
-                        table.c.created_at < completed_before,
-                        and_(table.c.status_code.is_(None), table.c.created_at < running_before),
-                    )
-                )
-            )
+            result = connection.execute(expired(self._table, completed_before, running_before))
         return result.rowcount
+
+
+def expired(table: Table, completed_before: datetime, running_before: datetime) -> Delete:
+    """Keys older than their time-to-live, and requests that stopped running long ago; found
+    on the ``created_at`` index, so the write lock is held briefly."""
+    return delete(table).where(
+        or_(
+            table.c.created_at < completed_before,
+            and_(table.c.status_code.is_(None), table.c.created_at < running_before),
+        )
+    )

@@ -57,6 +57,12 @@ def _outbox(metadata: MetaData) -> Table:
         sqlite_where=table.c.published_at.is_(None),
         postgresql_where=table.c.published_at.is_(None),
     )
+    Index(  # the retention purge: published_at < cutoff
+        "ix_outbox_published_at",
+        table.c.published_at,
+        sqlite_where=table.c.published_at.is_not(None),
+        postgresql_where=table.c.published_at.is_not(None),
+    )
     return table
 
 
@@ -124,7 +130,7 @@ def _api_keys(metadata: MetaData) -> Table:
 
 def _idempotency_keys(metadata: MetaData) -> Table:
     """First response to each (caller, route, Idempotency-Key); status_code NULL = running."""
-    return Table(
+    table = Table(
         "idempotency_keys",
         metadata,
         Column("caller", String(64), nullable=False),
@@ -136,6 +142,8 @@ def _idempotency_keys(metadata: MetaData) -> Table:
         Column("created_at", UtcDateTime, nullable=False),
         PrimaryKeyConstraint("caller", "route", "key"),
     )
+    Index("ix_idempotency_keys_created_at", table.c.created_at)  # the purge
+    return table
 
 
 def _leases(metadata: MetaData) -> Table:

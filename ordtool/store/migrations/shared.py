@@ -32,6 +32,26 @@ def create_outbox() -> None:
     )
 
 
+def create_purge_indexes() -> None:
+    """The purges find their rows by time: the relay's published outbox rows by
+    ``published_at < cutoff``, the idempotency purge its rows by ``created_at``. Without these
+    indexes each purge read every retained row, the idempotency one under SQLite's write lock
+    (c0003/o0003)."""
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+    op.create_index(
+        "ix_outbox_published_at",
+        "outbox",
+        ["published_at"],
+        sqlite_where=sa.text("published_at IS NOT NULL"),
+        postgresql_where=sa.text("published_at IS NOT NULL"),
+    )
+
+
+def drop_purge_indexes() -> None:
+    op.drop_index("ix_outbox_published_at", table_name="outbox")
+    op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
+
+
 def drop_outbox() -> None:
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
