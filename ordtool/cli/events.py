@@ -20,6 +20,7 @@ from ordtool.domain.clock import iso_z
 from ordtool.domain.commands import Command, parse_input
 from ordtool.domain.values import UtcDatetime
 from ordtool.errors import CheckFailed
+from ordtool.interpreter import tune_for_serving
 from ordtool.messaging.codec import Source
 from ordtool.messaging.consumer import QueueSpec, Received
 from ordtool.messaging.runtime import EventsStatus
@@ -78,6 +79,7 @@ def relay() -> None:
     events = shared.app().events
     running = events.relay()
     _configure_logging()
+    tune_for_serving()
     shared.note(f"relay {running.holder}: publishing to {events.topology.exchange}; Ctrl-C stops")
     running.run(_stop_on_signals())
 
@@ -90,6 +92,7 @@ def audit() -> None:
     """
     consumer = shared.app().events.audit_consumer()
     _configure_logging()
+    tune_for_serving()
     shared.note("audit consumer: recording events; Ctrl-C stops")
     consumer.run(_stop_on_signals())
 

@@ -7,13 +7,11 @@ without uvicorn's access log.
 
 from __future__ import annotations
 
-import gc
-import sys
-
 from fastapi import FastAPI
 
 from ordtool.bootstrap import App
 from ordtool.config import load_settings
+from ordtool.interpreter import tune_for_serving
 from ordtool.logs import configure_logging
 
 # Each factory imports only its own service, so a customer-service process never loads the
@@ -38,20 +36,8 @@ def _app() -> App:
     return App(settings)
 
 
-# A server process runs its event loop beside worker threads (the orders writer, customer
-# checks on a cache miss). A thread back from I/O (each SQLite step releases the GIL) waits
-# for the GIL until the switch interval, 5 ms by default, makes the busy loop yield, so under
-# load a batch of inserts took many times its CPU and every order waited on it.
-SWITCH_INTERVAL_S = 0.0005
-
-
 def _served(api: FastAPI) -> FastAPI:
-    """Tune the interpreter for serving: shorter GIL hand-offs, and the start-up objects
-    (modules, routes, schemas: nearly the whole heap) moved out of the cycle collector's
-    sight. Its full collections scanned them all and paused the process 120-160 ms every few
-    seconds at 1,000 orders/s (bench/latency_slo.py). Only the uvicorn factories call this:
-    the tests' in-process apps leave their interpreter alone."""
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    gc.collect()
-    gc.freeze()
+    """Only the uvicorn factories call this: the tests' in-process apps leave their
+    interpreter alone."""
+    tune_for_serving()
     return api
