@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pika
 from pika import spec
@@ -38,6 +39,14 @@ PERSISTENT = 2
 # Hand the socket what is buffered every so many publishes, so the broker starts working on
 # a batch while the rest of it is still being encoded.
 PUMP_EVERY = 200
+
+
+class Wakeable(Protocol):
+    """Something ``idle`` can wait on beside the connection (an outbox's doorbell)."""
+
+    def fileno(self) -> int: ...
+
+    def drain(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,12 +311,27 @@ class ConfirmingPublisher:
 
     # -- the I/O loop ---------------------------------------------------------------------------
 
-    def idle(self, seconds: float) -> None:
-        """Wait while answering heartbeats and noticing a closed connection."""
+    def idle(self, seconds: float, wake: Sequence[Wakeable] = ()) -> bool:
+        """Wait while answering heartbeats and noticing a closed connection; return early,
+        True, when one of ``wake`` becomes readable (each one that did is drained)."""
         if self._ioloop is None:
             time.sleep(seconds)
-            return
-        self._run_until(lambda: self._closed, seconds)
+            return False
+        ioloop, woken = self._ioloop, [False]
+
+        def on_readable(fd: int, _events: int) -> None:
+            for source in wake:
+                if source.fileno() == fd and source.drain():
+                    woken[0] = True
+
+        for source in wake:
+            ioloop.add_handler(source.fileno(), on_readable, ioloop.READ)
+        try:
+            self._run_until(lambda: self._closed or woken[0], seconds)
+        finally:
+            for source in wake:
+                ioloop.remove_handler(source.fileno())
+        return woken[0]
 
     def _run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         assert self._ioloop is not None

@@ -43,6 +43,7 @@ from ordtool.messaging.outbox import (
 )
 from ordtool.messaging.publisher import ConfirmingPublisher, InFlight
 from ordtool.messaging.topology import Topology
+from ordtool.store.doorbell import Listener, bell_address, wait_for_ring
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class Relay:
             for s in self._sources
         }
         self._next_purge = {s.name: 0.0 for s in self._sources}
+        # Rung by the outbox's writers after each commit (store.doorbell), where it has one.
+        self._bells = {s.name: Listener(bell_address(s.engine.url)) for s in self._sources}
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; then finish the batch in hand, give the leases up (a
@@ -124,6 +127,7 @@ class Relay:
         """One pass over the outboxes whose lease this relay holds: what it found (falsy when
         nothing)."""
         held = [s for s in self._sources if self._leases[s.name].hold()]
+        self._answer_bells(held)
         if held:
             self._ensure_open()
         found = Found.NOTHING
@@ -134,12 +138,23 @@ class Relay:
 
     def shutdown(self) -> None:
         self._publisher.close()
+        self._answer_bells([])
         for lease in self._leases.values():
             if lease.remaining() > 0:
                 try:
                     lease.release()
                 except broker.TRANSIENT_ERRORS as exc:  # the lease then simply expires
                     log.warning("relay: could not release %s: %s", lease.name, exc)
+
+    def _answer_bells(self, held: Sequence[OutboxSource]) -> None:
+        """Listen to the bells of the outboxes this relay holds, and only those: a successor
+        must be able to take a bell over."""
+        for source in self._sources:
+            bell = self._bells[source.name]
+            if source in held:
+                bell.bind()
+            else:
+                bell.close()
 
     def _relay(self, source: OutboxSource, lease: Lease) -> Found:
         """Publish up to ``MAX_BATCHES_PER_PASS`` batches of this outbox, the next batch sent
@@ -217,13 +232,20 @@ class Relay:
         return self._settings.lease_ttl_s * STANDBY_POLL_FRACTION
 
     def _wait(self, stop: threading.Event, seconds: float) -> None:
-        """Wait, answering the broker's heartbeats when connected; return early on stop."""
+        """Wait, answering the broker's heartbeats when connected; return early when a bell
+        rings (events were committed) or on stop."""
+        bells = [bell for bell in self._bells.values() if bell.bound]
         deadline = time.monotonic() + seconds
         while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            slice_s = min(remaining, 0.25)
             if self._publisher.is_open:
-                self._publisher.idle(min(remaining, 0.25))
+                rung = self._publisher.idle(slice_s, wake=bells)
+            elif bells:
+                rung = wait_for_ring(bells, slice_s)
             else:
-                stop.wait(min(remaining, 0.25))
+                rung = stop.wait(slice_s)
+            if rung:
+                return
 
     def _delays(self) -> Iterator[float]:
         return broker.reconnect_delays(self._settings.reconnect_max_s)

@@ -97,10 +97,12 @@ class SqlOutbox:
     def __init__(self, connection: Connection, table: Table) -> None:
         self._connection = connection
         self._table = table
+        self.added = 0  # events written in this transaction
 
     def add(self, events: Sequence[Event]) -> None:
         if not events:
             return
+        self.added += len(events)
         convert = _driver_value(self._connection, self._table.c.occurred_at)
         sent = {moment: convert(moment) for moment in {e.occurred_at for e in events}}
         rows = [_outbox_row(e, sent[e.occurred_at]) for e in events]

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, Table
 
+from ordtool.store.doorbell import doorbell_for
 from ordtool.store.repositories import SqlCustomerRepository, SqlOrderRepository, SqlOutbox
 from ordtool.store.tables import customers_outbox, orders_outbox
 from ordtool.store.transactions import connect
@@ -58,6 +59,8 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         self.connection.commit()
+        if self.outbox.added:
+            doorbell_for(self._engine.url).ring()  # the relay reads them now, not at its next poll
 
 
 class SqlCustomersUnitOfWork(SqlUnitOfWork):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from ordtool.bootstrap import App
+from ordtool.config import Settings
 from ordtool.domain.commands import ChangeOrderStatus
 from ordtool.domain.orders import OrderStatus
 from ordtool.errors import ConfigurationError, DependencyUnavailable
@@ -39,6 +41,8 @@ from tests.integration.test_messaging_support import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+IDLE_S = 6.0  # a relay idle this long waits ~5 s between polls
 
 
 def an_envelope(event_type: str = "order.created", **data: object) -> bytes:
@@ -208,3 +212,23 @@ def test_published_rows_are_purged_after_the_retention(any_events_app: App) -> N
     relay.shutdown()
     with app.orders_engine.connect() as connection:
         assert connection.execute(select(orders_outbox.c.id)).scalars().all() == [second]
+
+
+def test_an_idle_relay_is_woken_by_the_commit_not_by_its_next_poll(
+    settings: Settings, vhost: str,
+) -> None:
+    app = App(with_broker(settings, vhost, poll_interval_s=10.0))
+    customer_id = a_customer(app)
+    try:
+        with running(app.events.relay()):
+            place_orders(app, customer_id, 1)
+            wait_until(lambda: unpublished(app) == 0, 30, "the first order's event")
+            # Idle, the relay's waits double up to 10 s: 6 s on, it sleeps until ~10 s.
+            time.sleep(IDLE_S)
+            place_orders(app, customer_id, 1)
+            committed = time.monotonic()
+            wait_until(lambda: unpublished(app) == 0, 30, "the second order's event")
+            took = time.monotonic() - committed
+    finally:
+        app.close()
+    assert took < 2.0, f"published {took:.1f} s after the commit: the relay waited for its poll"
