@@ -119,7 +119,10 @@ class Relay:
                 if found is Found.FULL:
                     continue  # a backlog: straight on
                 empty_polls = 0 if found else empty_polls + 1
-                self._wait(stop, self._idle_seconds(empty_polls))
+                # While events keep coming the relay keeps its cadence: waking at every
+                # commit made the passes back to back, 0.06 cores more at 500 orders/s for no
+                # lower latency. A bell ends the longer waits of an outbox gone quiet.
+                self._wait(stop, self._idle_seconds(empty_polls), bells=empty_polls > 0)
         finally:
             self.shutdown()
 
@@ -147,12 +150,13 @@ class Relay:
                     log.warning("relay: could not release %s: %s", lease.name, exc)
 
     def _answer_bells(self, held: Sequence[OutboxSource]) -> None:
-        """Listen to the bells of the outboxes this relay holds, and only those: a successor
-        must be able to take a bell over."""
+        """Listen to the bells of the outboxes this relay holds, and only those (a successor
+        must be able to take a bell over); the rings so far are answered by this pass."""
         for source in self._sources:
             bell = self._bells[source.name]
             if source in held:
                 bell.bind()
+                bell.drain()
             else:
                 bell.close()
 
@@ -231,17 +235,17 @@ class Relay:
             return min(self._settings.poll_interval_s, first * 2.0 ** min(empty_polls, 16))
         return self._settings.lease_ttl_s * STANDBY_POLL_FRACTION
 
-    def _wait(self, stop: threading.Event, seconds: float) -> None:
-        """Wait, answering the broker's heartbeats when connected; return early when a bell
-        rings (events were committed) or on stop."""
-        bells = [bell for bell in self._bells.values() if bell.bound]
+    def _wait(self, stop: threading.Event, seconds: float, *, bells: bool = True) -> None:
+        """Wait, answering the broker's heartbeats when connected; return early on stop or,
+        with ``bells``, when a bell rings (events were committed)."""
+        listening = [bell for bell in self._bells.values() if bell.bound] if bells else []
         deadline = time.monotonic() + seconds
         while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             slice_s = min(remaining, 0.25)
             if self._publisher.is_open:
-                rung = self._publisher.idle(slice_s, wake=bells)
-            elif bells:
-                rung = wait_for_ring(bells, slice_s)
+                rung = self._publisher.idle(slice_s, wake=listening)
+            elif listening:
+                rung = wait_for_ring(listening, slice_s)
             else:
                 rung = stop.wait(slice_s)
             if rung:
