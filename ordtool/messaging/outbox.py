@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from ordtool.domain.chunks import batched
 from ordtool.messaging.codec import Source
 from ordtool.messaging.publisher import Outgoing
+from ordtool.store.purge import purge_in_chunks
 from ordtool.store.transactions import transaction
 from ordtool.store.write_lock import write_transaction
 
@@ -137,24 +138,17 @@ def purgeable(table: Table, before: datetime) -> Select[int]:
 
 
 def purge_published(source: OutboxSource, before: datetime) -> int:
-    """Delete rows published before ``before``, a chunk at a time. The rows are found by a
-    read (on the index ``ix_outbox_published_at``) and deleted by id in a short write
-    transaction, so the read never holds SQLite's write lock, for which the order service
-    waits; a purge that finds nothing takes no lock at all."""
-    table, purged = source.outbox, 0
-    while True:
-        with transaction(source.engine) as connection:
-            doomed = list(connection.execute(purgeable(table, before)).scalars())
-        if not doomed:
-            return purged
-        with write_transaction(source.engine) as connection:
-            purged += connection.execute(
-                delete(table)
-                .where(_id_in(connection, table, doomed))
-                .where(table.c.published_at < before)
-            ).rowcount
-        if len(doomed) < PURGE_CHUNK:
-            return purged
+    """Delete rows published before ``before`` (found on ``ix_outbox_published_at``), a chunk
+    at a time outside the write lock (store.purge)."""
+    table = source.outbox
+
+    def remove(connection: Connection, doomed: Sequence[Any]) -> int:
+        chosen = _id_in(connection, table, doomed)
+        return connection.execute(
+            delete(table).where(chosen).where(table.c.published_at < before)
+        ).rowcount
+
+    return purge_in_chunks(source.engine, purgeable(table, before), remove, PURGE_CHUNK)
 
 
 def status(source: OutboxSource) -> OutboxStatus:
