@@ -58,7 +58,9 @@ class EventsSettings(BaseModel):
     batch_size: int = Field(1000, ge=1, le=10_000, description="outbox rows per publish batch")
     poll_interval_s: float = Field(0.02, gt=0, le=10, description="idle wait between outbox polls")
     confirm_timeout_s: float = Field(30.0, gt=0, description="longest wait for a batch's confirms")
-    retention_hours: float = Field(72.0, ge=0, description="keep published outbox rows this long")
+    retention_hours: float = Field(
+        72.0, ge=0, description="keep published outbox rows this long (the audit record 1 h more)"
+    )
     purge_interval_s: float = Field(60.0, gt=0)
     lease_ttl_s: float = Field(10.0, gt=0, description="a dead relay's outbox is taken over after")
     heartbeat_s: int = Field(30, ge=1, le=600)

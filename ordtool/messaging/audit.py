@@ -8,27 +8,40 @@ compares that record with the outboxes of both databases:
 - lost: published (confirmed by the broker) but never received: a broken guarantee;
 - pending: not yet published (the relay is behind or stopped): not lost yet;
 - duplicates: received more than once (at-least-once at work; the inbox dropped them).
+
+The record is kept as long as the outboxes keep published events (``retention_hours``), plus
+a margin, so verification always finds the record of every event an outbox still holds.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, insert, select, update
 
+from ordtool.config import EventsSettings
 from ordtool.domain.clock import utc_now
 from ordtool.messaging.consumer import InboxProcessor, Received
 from ordtool.messaging.outbox import OutboxSource, published_event_ids, unpublished_count
+from ordtool.store.purge import purge_in_chunks
 from ordtool.store.tables import audit_events, orders_inbox
 from ordtool.store.transactions import transaction
+
+log = logging.getLogger(__name__)
 
 AUDIT_CONSUMER = "audit"
 SHOWN_LOST_IDS = 20
 VERIFY_POLL_S = 0.5
+# The record outlives the outbox rows it is checked against: an event is received after it
+# was published, and this covers clocks that differ between the relay's and this machine.
+RETENTION_MARGIN = timedelta(hours=1)
+PURGE_CHUNK = 5_000  # event ids a delete names: below SQLite's and psycopg's parameter bounds
 
 
 def audit_processor(orders_engine: Engine) -> InboxProcessor:
@@ -54,6 +67,51 @@ def _count_again(connection: Connection, batch: Sequence[Received]) -> None:
         .values(deliveries=audit_events.c.deliveries + bindparam("times")),
         [{"duplicate_id": event_id, "times": times} for event_id, times in again.items()],
     )
+
+
+def purge_audit(orders_engine: Engine, before: datetime, max_chunks: int | None = None) -> int:
+    """Forget the events received before ``before``: their audit record and their inbox rows
+    together, so that a duplicate arriving later is recorded anew instead of failing on the
+    record's key. Found on ``ix_audit_events_received_at``; the rows removed."""
+
+    def remove(connection: Connection, doomed: Sequence[Any]) -> int:
+        connection.execute(delete(orders_inbox).where(
+            orders_inbox.c.consumer == AUDIT_CONSUMER, orders_inbox.c.event_id.in_(doomed)))
+        return connection.execute(delete(audit_events).where(
+            audit_events.c.event_id.in_(doomed), audit_events.c.received_at < before)).rowcount
+
+    return purge_in_chunks(orders_engine, forgettable(before), remove, PURGE_CHUNK, max_chunks)
+
+
+def forgettable(before: datetime) -> Select[tuple[str]]:
+    """The ids of up to ``PURGE_CHUNK`` events received before ``before``."""
+    column = audit_events.c.received_at
+    return select(audit_events.c.event_id).where(column < before).limit(PURGE_CHUNK)
+
+
+class AuditRetention:
+    """The audit consumer's upkeep: at most every ``purge_interval_s``, purge the record older
+    than the outboxes' retention (plus ``RETENTION_MARGIN``). One chunk a call: the consumer
+    answers its broker's heartbeats and deliveries between chunks (a first purge after an
+    upgrade may have millions of rows to go), and a full chunk makes the next call due."""
+
+    def __init__(self, orders_engine: Engine, settings: EventsSettings,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._engine, self._settings, self._monotonic = orders_engine, settings, monotonic
+        self._next = 0.0  # the first call purges: a consumer started after a pause catches up
+
+    def __call__(self) -> int:
+        now = self._monotonic()
+        if now < self._next:
+            return 0
+        self._next = now + self._settings.purge_interval_s
+        cutoff = utc_now() - timedelta(hours=self._settings.retention_hours) - RETENTION_MARGIN
+        purged = purge_audit(self._engine, cutoff, max_chunks=1)
+        if purged >= PURGE_CHUNK:
+            self._next = now  # more to go: on the next turn of the consumer's loop
+        if purged:
+            log.info("audit: forgot %d events received before %s", purged, cutoff)
+        return purged
 
 
 @dataclass(slots=True)

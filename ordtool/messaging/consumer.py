@@ -154,10 +154,14 @@ class Consumer:
         process: Processor,
         settings: EventsSettings,
         batch: BatchProcessor | None = None,
+        upkeep: Callable[[], object] | None = None,
     ) -> None:
+        """``upkeep`` runs between deliveries, often: it decides itself when there is work
+        (the audit consumer's retention purge)."""
         self.name = name
         self._params, self._topology, self._queue = params, topology, queue
         self._process, self._settings, self._batch = process, settings, batch
+        self._upkeep = upkeep
         # Deliveries waiting for their batch: (delivery tag, properties, body).
         self._pending: list[tuple[int, BasicProperties, bytes]] = []
         self._failures: dict[str, int] = {}
@@ -197,6 +201,7 @@ class Consumer:
                 # Returns once deliveries arrived (all that came together are dispatched).
                 channel.connection.process_data_events(time_limit=0.25)
                 self._handle_pending(channel)
+                self._keep_up()
 
     def _declare(self, channel: BlockingChannel) -> str:
         spec = self._queue
@@ -266,6 +271,16 @@ class Consumer:
         # poison ones were nacked above). An ack per delivery, a socket write each, was a
         # quarter of the audit consumer's time at 1,000 events/s (py-spy).
         channel.basic_ack(max(tag for tag, _ in decoded), multiple=True)
+
+    def _keep_up(self) -> None:
+        """Run the upkeep; a database that is down now only puts it off (it comes due again
+        at its next interval), deliveries go on."""
+        if self._upkeep is None:
+            return
+        try:
+            self._upkeep()
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("consumer %s: upkeep put off: %s", self.name, exc)
 
     def _waiting_out_outages(self, call: Callable[[], T]) -> T | None:
         """``call()``, retried in place with backoff while the database (or what else the

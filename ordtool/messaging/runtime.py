@@ -89,15 +89,19 @@ class Events:
         return Relay(self.sources(), self.params("relay"), self.topology, self._events)
 
     def consumer(self, name: str, queue: QueueSpec, process: Processor,
-                 batch: BatchProcessor | None = None) -> Consumer:
+                 batch: BatchProcessor | None = None,
+                 upkeep: Callable[[], object] | None = None) -> Consumer:
         return Consumer(name, self.params(name), self.topology, queue, process, self._events,
-                        batch)
+                        batch, upkeep)
 
     def audit_consumer(self) -> Consumer:
-        """Events that arrive together are recorded in one transaction (one write lock)."""
+        """Events that arrive together are recorded in one transaction (one write lock); the
+        record older than the retention is purged as it goes."""
         queue = QueueSpec(("#",), self.topology.audit_queue)
-        processor = audit.audit_processor(self._engine("orders"))
-        return self.consumer(audit.AUDIT_CONSUMER, queue, processor, processor.many)
+        engine = self._engine("orders")
+        processor = audit.audit_processor(engine)
+        retention = audit.AuditRetention(engine, self._events)
+        return self.consumer(audit.AUDIT_CONSUMER, queue, processor, processor.many, retention)
 
     def customer_cache_consumer(self, invalidate: Callable[[int], object]) -> Consumer:
         """Customer events drop the customer from this process's look-up cache. A private

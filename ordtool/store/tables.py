@@ -177,3 +177,4 @@ audit_events = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("deliveries", Integer, nullable=False, server_default="1"),
 )
+Index("ix_audit_events_received_at", audit_events.c.received_at)  # the retention purge
