@@ -4,10 +4,11 @@ The old system opened a RabbitMQ connection per message and ran out of them at 1
 orders/s. Here the same stack as bench/event_latency.py (``ordtool up --detach`` with a
 broker, on SQLite, a fresh data directory and a fresh vhost, both removed afterwards) takes
 POST /orders at a fixed RATE (150/s) for DURATION (10 min) from bench/fixed_rate.py, while
-the vhost's connections are listed every INTERVAL seconds
-(``rabbitmqctl list_connections -p VHOST --formatter json name client_properties``: one entry
-per connection, labelled with the name the client gave and its own port, so a connection
-closed and opened again shows even when the count does not change), and the relay's log is
+the vhost's connections are listed every INTERVAL seconds (``rabbitmqctl list_connections
+--formatter json vhost name client_properties``, kept where vhost = VHOST: the command lists
+every vhost's whatever ``-p`` says). One entry per connection, labelled with the name the
+client gave and its own port, so a connection closed and opened again shows even when the
+count does not change; and the relay's log is
 read for how often it connected. Target: the count stays flat (max = min over the run), the
 same connections throughout, the relay never reconnects, and ``ordtool events verify`` finds
 no event lost.
@@ -69,9 +70,11 @@ class Sampler:
     _thread: threading.Thread | None = None
 
     def sample(self) -> Sample:
-        listed = rabbitmqctl("list_connections", "-p", self.stack.vhost, "--formatter", "json",
-                             "name", "client_properties")
-        names = tuple(sorted(_label(entry) for entry in json.loads(listed or "[]")))
+        # list_connections lists every vhost's connections whatever -p says: filter here.
+        listed = rabbitmqctl("list_connections", "--formatter", "json", "vhost", "name",
+                             "client_properties")
+        names = tuple(sorted(_label(entry) for entry in json.loads(listed or "[]")
+                             if entry.get("vhost") == self.stack.vhost))
         taken = Sample(round(time.monotonic() - self.start, 1), names,
                        log_lines(self.stack, "relay", RELAY_CONNECTED))
         self.samples.append(taken)
