@@ -29,7 +29,7 @@ from ordtool.config import EventsSettings
 from ordtool.domain.clock import utc_now
 from ordtool.messaging.consumer import InboxProcessor, Received
 from ordtool.messaging.outbox import OutboxSource, published_event_ids, unpublished_count
-from ordtool.store.purge import purge_in_chunks
+from ordtool.store import purge
 from ordtool.store.tables import audit_events, orders_inbox
 from ordtool.store.transactions import transaction
 
@@ -41,7 +41,6 @@ VERIFY_POLL_S = 0.5
 # The record outlives the outbox rows it is checked against: an event is received after it
 # was published, and this covers clocks that differ between the relay's and this machine.
 RETENTION_MARGIN = timedelta(hours=1)
-PURGE_CHUNK = 5_000  # event ids a delete names: below SQLite's and psycopg's parameter bounds
 
 
 def audit_processor(orders_engine: Engine) -> InboxProcessor:
@@ -80,13 +79,12 @@ def purge_audit(orders_engine: Engine, before: datetime, max_chunks: int | None 
         return connection.execute(delete(audit_events).where(
             audit_events.c.event_id.in_(doomed), audit_events.c.received_at < before)).rowcount
 
-    return purge_in_chunks(orders_engine, forgettable(before), remove, PURGE_CHUNK, max_chunks)
+    return purge.purge_in_chunks(orders_engine, forgettable(before), remove, max_chunks)
 
 
 def forgettable(before: datetime) -> Select[tuple[str]]:
-    """The ids of up to ``PURGE_CHUNK`` events received before ``before``."""
-    column = audit_events.c.received_at
-    return select(audit_events.c.event_id).where(column < before).limit(PURGE_CHUNK)
+    """The ids of the events received before ``before``."""
+    return select(audit_events.c.event_id).where(audit_events.c.received_at < before)
 
 
 class AuditRetention:
@@ -97,18 +95,17 @@ class AuditRetention:
 
     def __init__(self, orders_engine: Engine, settings: EventsSettings,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._engine, self._settings, self._monotonic = orders_engine, settings, monotonic
-        self._next = 0.0  # the first call purges: a consumer started after a pause catches up
+        self._engine, self._settings = orders_engine, settings
+        # Due at the first call: a consumer started after a pause catches up.
+        self._timer = purge.PurgeTimer(settings.purge_interval_s, monotonic)
 
     def __call__(self) -> int:
-        now = self._monotonic()
-        if now < self._next:
+        if not self._timer.due():
             return 0
-        self._next = now + self._settings.purge_interval_s
         cutoff = utc_now() - timedelta(hours=self._settings.retention_hours) - RETENTION_MARGIN
         purged = purge_audit(self._engine, cutoff, max_chunks=1)
-        if purged >= PURGE_CHUNK:
-            self._next = now  # more to go: on the next turn of the consumer's loop
+        if purged >= purge.PURGE_CHUNK:
+            self._timer.again_now()  # more to go: on the next turn of the consumer's loop
         if purged:
             log.info("audit: forgot %d events received before %s", purged, cutoff)
         return purged

@@ -34,7 +34,6 @@ from ordtool.store.purge import purge_in_chunks
 from ordtool.store.transactions import transaction
 from ordtool.store.write_lock import write_transaction
 
-PURGE_CHUNK = 5_000
 ID_CHUNK = 5_000  # below SQLite's and psycopg's bound-parameter limits
 
 
@@ -132,9 +131,9 @@ def _skip_wal_flush(connection: Connection) -> None:
     connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
-def purgeable(table: Table, before: datetime) -> Select[int]:
-    """The ids of up to ``PURGE_CHUNK`` rows published before ``before``."""
-    return select(table.c.id).where(table.c.published_at < before).limit(PURGE_CHUNK)
+def purgeable(table: Table, before: datetime) -> Select[tuple[int]]:
+    """The ids of the rows published before ``before``."""
+    return select(table.c.id).where(table.c.published_at < before)
 
 
 def purge_published(source: OutboxSource, before: datetime) -> int:
@@ -148,7 +147,7 @@ def purge_published(source: OutboxSource, before: datetime) -> int:
             delete(table).where(chosen).where(table.c.published_at < before)
         ).rowcount
 
-    return purge_in_chunks(source.engine, purgeable(table, before), remove, PURGE_CHUNK)
+    return purge_in_chunks(source.engine, purgeable(table, before), remove)
 
 
 def status(source: OutboxSource) -> OutboxStatus:

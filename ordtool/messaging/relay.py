@@ -44,6 +44,7 @@ from ordtool.messaging.outbox import (
 from ordtool.messaging.publisher import ConfirmingPublisher, InFlight
 from ordtool.messaging.topology import Topology
 from ordtool.store.doorbell import Listener, bell_address, wait_for_ring
+from ordtool.store.purge import PurgeTimer
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Relay:
             s.name: Lease(s.engine, s.leases, s.lease_name, self.holder, settings.lease_ttl_s)
             for s in self._sources
         }
-        self._next_purge = {s.name: 0.0 for s in self._sources}
+        self._purges = {s.name: PurgeTimer(settings.purge_interval_s) for s in self._sources}
         # Rung by the outbox's writers after each commit (store.doorbell), where it has one.
         self._bells = {s.name: Listener(bell_address(s.engine.url)) for s in self._sources}
 
@@ -215,10 +216,8 @@ class Relay:
         log.info("relay %s: connected to the broker", self.holder)
 
     def _purge_when_due(self, source: OutboxSource) -> None:
-        now = time.monotonic()
-        if now < self._next_purge[source.name]:
+        if not self._purges[source.name].due():
             return
-        self._next_purge[source.name] = now + self._settings.purge_interval_s
         cutoff = utc_now() - timedelta(hours=self._settings.retention_hours)
         purged = purge_published(source, cutoff)
         if purged:

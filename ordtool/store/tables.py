@@ -5,10 +5,13 @@ The migrations under ``store/migrations`` create exactly these; a test checks th
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    ColumnElement,
     Index,
     Integer,
     MetaData,
@@ -51,19 +54,15 @@ def _outbox(metadata: MetaData) -> Table:
         Column("published_at", UtcDateTime, nullable=True),
         UniqueConstraint("event_id", name="uq_outbox_event_id"),
     )
-    Index(
-        "ix_outbox_unpublished",
-        table.c.id,
-        sqlite_where=table.c.published_at.is_(None),
-        postgresql_where=table.c.published_at.is_(None),
-    )
-    Index(  # the retention purge: published_at < cutoff
-        "ix_outbox_published_at",
-        table.c.published_at,
-        sqlite_where=table.c.published_at.is_not(None),
-        postgresql_where=table.c.published_at.is_not(None),
-    )
+    published = table.c.published_at
+    _partial_index("ix_outbox_unpublished", table.c.id, published.is_(None))  # the relay
+    _partial_index("ix_outbox_published_at", published, published.is_not(None))  # the purge
     return table
+
+
+def _partial_index(name: str, column: Column[Any], where: ColumnElement[bool]) -> Index:
+    """An index on the rows that match ``where`` (both backends support partial indexes)."""
+    return Index(name, column, sqlite_where=where, postgresql_where=where)
 
 
 def _inbox(metadata: MetaData) -> Table:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, insert, select
 from ordtool.bootstrap import App
 from ordtool.messaging import audit
 from ordtool.messaging.audit import AUDIT_CONSUMER, RETENTION_MARGIN, AuditRetention
+from ordtool.store import purge
 from ordtool.store.tables import audit_events, orders_inbox
 from tests.integration.test_messaging_support import (
     audit_rows,
@@ -60,7 +61,7 @@ def test_the_record_older_than_the_retention_goes_with_its_inbox_rows(any_app: A
 def test_a_backlog_is_purged_a_chunk_a_call_and_then_only_when_due(
     any_app: App, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(audit, "PURGE_CHUNK", 2)
+    monkeypatch.setattr(purge, "PURGE_CHUNK", 2)
     engine, events = any_app.orders_engine, any_app.settings.events
     received(engine, events.retention_hours + 2, 5)
     clock = [1000.0]

@@ -23,13 +23,14 @@ def create_outbox() -> None:
         sa.Column("published_at", UtcDateTime(), nullable=True),
         sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
     )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        sqlite_where=sa.text("published_at IS NULL"),
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    _create_partial_outbox_index("ix_outbox_unpublished", "id", "published_at IS NULL")
+
+
+def _create_partial_outbox_index(name: str, column: str, where: str) -> None:
+    """An index on the outbox rows that match ``where`` (both backends support partial
+    indexes)."""
+    condition = sa.text(where)
+    op.create_index(name, "outbox", [column], sqlite_where=condition, postgresql_where=condition)
 
 
 def create_purge_indexes() -> None:
@@ -38,12 +39,8 @@ def create_purge_indexes() -> None:
     indexes each purge read every retained row, the idempotency one under SQLite's write lock
     (c0003/o0003)."""
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
-    op.create_index(
-        "ix_outbox_published_at",
-        "outbox",
-        ["published_at"],
-        sqlite_where=sa.text("published_at IS NOT NULL"),
-        postgresql_where=sa.text("published_at IS NOT NULL"),
+    _create_partial_outbox_index(
+        "ix_outbox_published_at", "published_at", "published_at IS NOT NULL"
     )
 
 
