@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     Column,
     Connection,
-    Insert,
     Row,
     Table,
     bindparam,
@@ -31,6 +29,7 @@ from ordtool.domain.customers import Customer
 from ordtool.domain.events import Event
 from ordtool.domain.orders import Order, OrderStatus
 from ordtool.errors import AlreadyExists
+from ordtool.store.bulk import insert_rows, next_ids
 from ordtool.store.tables import customers, orders
 
 # Below SQLite's and psycopg's limits on bound parameters per statement.
@@ -106,12 +105,10 @@ class SqlOutbox:
         convert = _driver_value(self._connection, self._table.c.occurred_at)
         sent = {moment: convert(moment) for moment in {e.occurred_at for e in events}}
         rows = [_outbox_row(e, sent[e.occurred_at]) for e in events]
-        self._connection.execute(_outbox_insert(self._table), rows)
+        insert_rows(self._connection, self._table, _OUTBOX_COLUMNS, rows)
 
 
-@cache  # one statement per outbox table, not one per unit of work
-def _outbox_insert(table: Table) -> Insert:
-    return insert(table).values(occurred_at=_converted("occurred_at_sent"))
+_OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "payload", "occurred_at")
 
 
 # json.dumps(..., separators=...) builds a new encoder on every call; seeding writes 100,000
@@ -119,15 +116,11 @@ def _outbox_insert(table: Table) -> Insert:
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
-def _outbox_row(event: Event, occurred_at_sent: Any) -> dict[str, Any]:
+def _outbox_row(event: Event, occurred_at_sent: Any) -> tuple[Any, ...]:
+    """In ``_OUTBOX_COLUMNS``' order."""
     envelope = event.envelope()
-    return {
-        "event_id": envelope["id"],
-        "event_type": event.type,
-        "aggregate_id": event.aggregate_id,
-        "payload": _COMPACT_JSON.encode(envelope),
-        "occurred_at_sent": occurred_at_sent,
-    }
+    return (envelope["id"], event.type, event.aggregate_id, _COMPACT_JSON.encode(envelope),
+            occurred_at_sent)
 
 
 # RETURNING in parameter order makes SQLAlchemy send one INSERT per row on SQLite (no
@@ -137,13 +130,6 @@ _INSERT_CUSTOMERS = (
     insert(customers)
     .values(created_at=_converted("stamp_sent"), updated_at=_converted("stamp_sent"))
     .returning(customers.c.email, customers.c.id)
-)
-
-
-_INSERT_ORDER = (
-    insert(orders)
-    .values(created_at=_converted("stamp_sent"), updated_at=_converted("stamp_sent"))
-    .returning(orders.c.id)
 )
 
 
@@ -230,6 +216,9 @@ class SqlCustomerRepository:
         return [_customer(row) for row in self._connection.execute(statement)]
 
 
+_ORDER_COLUMNS = ("id", "customer_id", "sku", "quantity", "status", "created_at", "updated_at")
+
+
 class SqlOrderRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -238,27 +227,18 @@ class SqlOrderRepository:
         return self.add_many([command], now)[0]
 
     def add_many(self, commands: Sequence[PlaceOrder], now: datetime) -> list[Order]:
-        """New PENDING orders stamped ``now``, in the commands' order. One INSERT each (its
-        id comes back by RETURNING; a multi-row INSERT does not promise the ids' order), all
-        sharing one prepared statement and one conversion of the timestamp."""
+        """New PENDING orders stamped ``now``, in the commands' order, in one INSERT (store.bulk:
+        the ids are taken first, so none has to come back row by row)."""
         stamp = as_utc(now)
         sent = _driver_value(self._connection, orders.c.created_at)(stamp)
         pending = OrderStatus.PENDING
-        placed = []
-        for command in commands:
-            row = {
-                "customer_id": command.customer_id,
-                "sku": command.sku,
-                "quantity": command.quantity,
-                "status": pending.value,
-                "stamp_sent": sent,
-            }
-            order_id = self._connection.execute(_INSERT_ORDER, row).scalar_one()
-            placed.append(
-                Order(order_id, command.customer_id, command.sku, command.quantity, pending,
-                      stamp, stamp)
-            )
-        return placed
+        ids = next_ids(self._connection, orders, len(commands))
+        insert_rows(self._connection, orders, _ORDER_COLUMNS, [
+            (order_id, c.customer_id, c.sku, c.quantity, pending.value, sent, sent)
+            for order_id, c in zip(ids, commands, strict=True)
+        ])
+        return [Order(order_id, c.customer_id, c.sku, c.quantity, pending, stamp, stamp)
+                for order_id, c in zip(ids, commands, strict=True)]
 
     def get(self, order_id: int, *, for_update: bool = False) -> Order | None:
         statement = select(orders).where(orders.c.id == order_id)

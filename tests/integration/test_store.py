@@ -29,6 +29,7 @@ from ordtool.domain.orders import Order, OrderStatus
 from ordtool.errors import ForbiddenTransition, UnknownCustomer
 from ordtool.services import customers as customer_cases
 from ordtool.services import orders as order_cases
+from ordtool.store import bulk
 from ordtool.store.tables import customers, customers_outbox, orders, orders_outbox
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -316,3 +317,24 @@ def test_concurrent_placements_share_transactions_and_each_has_its_event(any_app
         assert envelope["correlation_id"] == f"req-{int(p.order.sku.split('-')[1])}"
     stored = {o.id: o for o in order_cases.list_orders(any_app.orders_uow, OrderQuery(limit=500))}
     assert all(stored[p.order.id] == p.order for p in placed), "answered as stored"
+
+
+def test_a_batch_too_big_for_one_statement_is_split_and_keeps_its_order(
+    any_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """store.bulk: ids taken up front, then as many multi-row INSERTs as the parameter limit
+    needs (here 2 orders of 7 columns each per statement), every row once, in order."""
+    monkeypatch.setattr(bulk, "MAX_PARAMETERS", 14)
+    customer_id = new_customer(any_app)
+    earlier = orders_at(any_app, [(customer_id, 1)])
+    inserts: list[str] = []
+    event.listen(any_app.orders_engine, "before_cursor_execute",
+                 lambda *args: inserts.append(args[2]) if args[2].startswith("INSERT") else None)
+    commands = [PlaceOrder(customer_id=customer_id, sku="SKU-1", quantity=q) for q in range(1, 6)]
+    with any_app.orders_uow(write=True) as uow:
+        placed = uow.orders.add_many(commands, T0)
+        uow.commit()
+    assert len([sql for sql in inserts if "orders" in sql]) == 3
+    assert [o.id for o in placed] == list(range(earlier[0].id + 1, earlier[0].id + 6))
+    stored = order_cases.list_orders(any_app.orders_uow, OrderQuery(limit=10))
+    assert sorted(stored, key=lambda o: o.id) == earlier + placed
