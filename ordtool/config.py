@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     customers_port: int = Field(8001, ge=1, le=65535)
     redis_url: SecretStr | None = None
     amqp_url: SecretStr | None = None
+    orders_commit_gap_ms: float = Field(
+        4.0, ge=0, le=100,
+        description="SQLite only: the order writer leaves the write lock free this long after "
+        "each commit, for the relay's and the audit consumer's writes",
+    )
     customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

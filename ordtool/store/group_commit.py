@@ -11,6 +11,14 @@ a 201 exists after any crash.
 Callers on an event loop ``await submit(item)`` (one wake-up of their loop per batch, not per
 item); other threads call ``submit_blocking(item)``.
 
+On SQLite the writer can also leave a gap after each commit (``gap_s``). SQLite's write lock
+has no queue: a writer that finds it taken retries on a timer, and the order writer, with
+orders always queued, took the lock again within microseconds of each commit. The relay
+marking events published and the audit consumer recording them (other processes, same
+database) waited up to 64 ms for a free moment at 1,000 orders/s. A gap of a few ms lets them
+in between two commits; the orders that arrive meanwhile only join the next, larger batch
+(the database's own group commit delays work the same way: PostgreSQL's ``commit_delay``).
+
 If a batch fails because the database could not be used (unreachable, locked past the busy
 timeout), every item in it fails with that error; any other error is taken to be one item's
 fault, so the items are written again one at a time and only the faulty one fails.
@@ -23,6 +31,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -56,11 +65,17 @@ class GroupCommit(Generic[T, R]):
     """``write`` takes a batch of items and returns their results in the same order."""
 
     def __init__(
-        self, write: Callable[[Sequence[T]], Sequence[R]], *, name: str, max_batch: int = MAX_BATCH
+        self,
+        write: Callable[[Sequence[T]], Sequence[R]],
+        *,
+        name: str,
+        max_batch: int = MAX_BATCH,
+        gap_s: float = 0.0,
     ) -> None:
         self._write = write
         self._name = name
         self._max_batch = max_batch
+        self._gap_s = gap_s
         self._jobs: queue.SimpleQueue[_Job[T] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -104,6 +119,8 @@ class GroupCommit(Generic[T, R]):
                 _settle(batch, self._outcomes([job.item for job in batch]))
             if stop:
                 return
+            if batch and self._gap_s:
+                time.sleep(self._gap_s)  # the write lock free for other processes' writers
 
     def _next_batch(self) -> tuple[list[_Job[T]], bool]:
         """Wait for a job, then take whatever else is already queued (up to max_batch)."""

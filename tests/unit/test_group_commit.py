@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -141,3 +142,27 @@ def test_a_caller_that_gives_up_does_not_stop_the_others() -> None:
     assert asyncio.run(one_cancelled()) == [4, 6]
     writer.close()
     assert sorted(item for batch in write.batches for item in batch) == [1, 2, 3]
+
+
+def test_a_gap_after_each_commit_delays_the_next_batch_not_the_answer() -> None:
+    """``gap_s``: the write lock stays free between two commits for other processes' writers;
+    the committed batch's callers are answered before the gap, and what arrives meanwhile
+    joins the next batch."""
+    gap_s = 0.2
+    started: list[float] = []
+    write = Recorder()
+
+    def timed(items: Sequence[int]) -> list[int]:
+        started.append(time.monotonic())
+        return write(items)
+
+    writer = GroupCommit(timed, name="test writer", gap_s=gap_s)
+    begun = time.monotonic()
+    assert writer.submit_blocking(1) == 2
+    answered_s = time.monotonic() - begun
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(writer.submit_blocking, range(10, 18))) == list(range(20, 36, 2))
+    writer.close()
+    assert answered_s < gap_s / 2, "the first caller waited for the gap"
+    assert all(b - a >= gap_s for a, b in itertools.pairwise(started))
+    assert write.batches[0] == [1] and len(write.batches) <= 3, "the gap's arrivals batched"
