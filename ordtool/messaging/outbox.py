@@ -106,15 +106,21 @@ def fetch_published(
         return [OutboxRow(*row) for row in connection.execute(statement)]
 
 
-def mark_published(source: OutboxSource, ids: Sequence[int], now: datetime) -> None:
+def mark_published(
+    source: OutboxSource, batches: Sequence[tuple[Sequence[int], datetime]]
+) -> None:
+    """Stamp each batch's rows ``published_at`` = its time, all in one transaction."""
     table = source.outbox
     with write_transaction(source.engine) as connection:
         if connection.dialect.name == "postgresql":
             _skip_wal_flush(connection)
-        for chunk in batched(ids, ID_CHUNK):
-            connection.execute(
-                update(table).where(_id_in(connection, table, chunk)).values(published_at=now)
-            )
+        for ids, published_at in batches:
+            for chunk in batched(ids, ID_CHUNK):
+                connection.execute(
+                    update(table)
+                    .where(_id_in(connection, table, chunk))
+                    .values(published_at=published_at)
+                )
 
 
 def _id_in(connection: Connection, table: Table, ids: Sequence[int]) -> ColumnElement[bool]:

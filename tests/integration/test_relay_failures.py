@@ -5,6 +5,7 @@ from a killed relay."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,9 +90,12 @@ def test_relay_killed_between_publish_and_mark_sends_duplicates_the_inbox_drops(
     with _outbox_locked(app):  # reads pass; the relay's UPDATE (the mark) waits
         relay = start_relay_process(app, tmp_path / "relay.log")
         try:
-            # The orders outbox comes first in a pass; its mark blocks the relay there.
-            wait_until(lambda: queue_depth(app, app.events.topology.audit_queue) == 50, 60,
-                       "the 50 order events confirmed by the broker")
+            # The marks wait in the relay's marker thread; the passes go on meanwhile.
+            audit_queue = app.events.topology.audit_queue
+            wait_until(lambda: queue_depth(app, audit_queue) == 51, 60,
+                       "the 50 order events and the customer's confirmed by the broker")
+            time.sleep(1.0)  # a hundred passes or so, each reading the 50 unmarked rows
+            assert queue_depth(app, audit_queue) == 51, "pending rows were sent again"
             assert unpublished(app) == 50  # published, confirmed, not marked
         finally:
             kill(relay)
