@@ -233,8 +233,12 @@ class WrkResult:
 
 
 def run_wrk(url: str, *, connections: int, duration_s: int, threads: int = 2,
-            env: Mapping[str, str] | None = None, timeout_s: int = 10) -> WrkResult:
-    """wrk with bench/post_orders.lua; the script's done() prints one JSON line."""
+            env: Mapping[str, str] | None = None, timeout_s: int = 10,
+            rate: float | None = None) -> WrkResult:
+    """wrk with bench/post_orders.lua; the script's done() prints one JSON line. ``rate``:
+    requests per second in all, paced by the script (else as fast as answers come)."""
+    if rate is not None:
+        env = dict(env or {}) | {"BENCH_RATE_PER_THREAD": f"{rate / threads:g}"}
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s",
             f"--timeout={timeout_s}s", "-s", str(BENCH_DIR / "post_orders.lua"), url]
     result = subprocess.run(

@@ -3,9 +3,32 @@
 --     http://127.0.0.1:8000/orders
 -- BENCH_CUSTOMER_IDS names a file with one customer id a line. done() prints one JSON line
 -- (prefixed {"wrk": ...}) that bench/_support.py parses: requests, non-2xx, socket errors.
+--
+-- BENCH_RATE_PER_THREAD (requests per second, optional) paces each thread: its k-th request
+-- is due at start + k / rate, and delay() holds a connection until the next due time. A
+-- fixed rate as long as a connection is free; with all of them waiting for answers, the late
+-- requests go out at once when one comes back. Without it, every connection sends as fast as
+-- it gets answers.
 
 local key = os.getenv("BENCH_KEY") or ""
 local ids_file = os.getenv("BENCH_CUSTOMER_IDS")
+
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local now_ts = ffi.new("bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, now_ts)
+  return tonumber(now_ts.tv_sec) * 1000 + tonumber(now_ts.tv_nsec) / 1e6
+end
+
+local rate = tonumber(os.getenv("BENCH_RATE_PER_THREAD") or "")
+local paced_start = nil
+local paced_count = 0
 
 local ids = {}
 local offset = 0
@@ -36,6 +59,16 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. key
+end
+
+if rate then
+  function delay()
+    local now = now_ms()
+    paced_start = paced_start or now
+    local due = paced_start + paced_count * 1000 / rate
+    paced_count = paced_count + 1
+    return math.max(0, math.floor(due - now + 0.5))
+  end
 end
 
 function request()
