@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
+import uuid_utils
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,7 +33,15 @@ log = logging.getLogger(__name__)
 
 def request_id_from(headers: Headers) -> str:
     offered = headers.get(REQUEST_ID_HEADER, "")
-    return offered if _VALID_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    return offered if _VALID_REQUEST_ID.fullmatch(offered) else new_request_id()
+
+
+def new_request_id() -> str:
+    """A random UUIDv4, hex. Not ``uuid.uuid4()``: its ``os.urandom`` releases the GIL, and
+    the event loop then waits for the order writer's thread to give it back, up to a switch
+    interval per request (py-spy at 1,000 orders/s: 10 % of the loop's time, in that one
+    call). uuid_utils draws from a generator seeded once, holding the GIL (0.2 us a call)."""
+    return uuid_utils.uuid4().hex
 
 
 def route_template(scope: Scope) -> str:
