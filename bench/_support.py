@@ -307,6 +307,8 @@ def base_env(bench: Bench, name: str, pg: Mapping[str, str] | None = None) -> di
     if pg:
         env["ORDTOOL_ORDERS_DATABASE_URL"] = pg["orders"]
         env["ORDTOOL_CUSTOMERS_DATABASE_URL"] = pg["customers"]
+        if "audit" in pg:
+            env["ORDTOOL_AUDIT_DATABASE_URL"] = pg["audit"]
     return env
 
 

@@ -9,8 +9,9 @@ customer cache warm, as in latency_slo.py); then bench/fixed_rate.py sends POST 
 RATE/s for DURATION s.
 
 For every order.created event committed during the run, latency = ``audit_events.received_at``
-(when the audit consumer recorded it) - ``occurred_at`` (the order's commit-time stamp), in an
-HDR histogram. The outbox's ``published_at`` (stamped once the broker confirmed) splits it:
+(in the audit database: when the audit consumer recorded it) - ``occurred_at`` (the order's
+commit-time stamp, in the orders database's outbox), in an HDR histogram. The outbox's
+``published_at`` (stamped once the broker confirmed) splits it:
 commit -> marked published is the relay's share. Target: p99 <= 50 ms.
 The generator, both services, the relay, the audit consumer and RabbitMQ share 2 cores.
 
@@ -115,13 +116,15 @@ class EventsStack:
     admin_key: str
     customer_ids: list[int]
     commands: list[str]
-    database_urls: Mapping[str, str]  # "orders" and "customers"
+    database_urls: Mapping[str, str]  # "orders", "customers" and "audit"
     orders_db: Engine = field(init=False)
     customers_db: Engine = field(init=False)
+    audit_db: Engine = field(init=False)
 
     def __post_init__(self) -> None:
         self.orders_db = make_engine(self.database_urls["orders"])
         self.customers_db = make_engine(self.database_urls["customers"])
+        self.audit_db = make_engine(self.database_urls["audit"])
 
     def pids(self) -> dict[str, int]:
         """The stack's processes by name (ordtool up's state file)."""
@@ -132,8 +135,8 @@ class EventsStack:
         return self.data_dir / "logs" / f"{name}.log"
 
     def dispose(self) -> None:
-        self.orders_db.dispose()
-        self.customers_db.dispose()
+        for engine in (self.orders_db, self.customers_db, self.audit_db):
+            engine.dispose()
 
 
 def _shown_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -147,8 +150,8 @@ def events_stack(bench: Bench, customers: int, extra_env: Mapping[str, str] | No
     the vhost deleted however the block ends. ``pg``: the PostgreSQL databases to use."""
     with fresh_vhost() as vhost:
         data_dir = bench.workdir / "data"
-        urls = dict(pg or {"orders": f"sqlite:///{data_dir / 'orders.db'}",
-                           "customers": f"sqlite:///{data_dir / 'customers.db'}"})
+        urls = dict(pg or {name: f"sqlite:///{data_dir / f'{name}.db'}"
+                           for name in ("orders", "customers", "audit")})
         env = base_env(bench, "data", pg) | {
             "ORDTOOL_AMQP_URL": AMQP_BASE + quote(vhost, safe=""),
             "ORDTOOL_ORDERS_PORT": str(free_port()),
@@ -195,7 +198,7 @@ def backlog(stack: EventsStack) -> tuple[int, int]:
                 select(func.count(), func.count(table.c.published_at))).one()
         published += marked
         unpublished += total - marked
-    with stack.orders_db.connect() as connection:
+    with stack.audit_db.connect() as connection:
         audited = connection.execute(select(func.count()).select_from(audit_events)).scalar_one()
     return unpublished, max(0, published - audited)
 
@@ -299,16 +302,27 @@ class EventLatency:
         }
 
 
-def _window_rows(stack: EventsStack, start: datetime, end: datetime) -> list[Any]:
+def _window_rows(
+    stack: EventsStack, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime | None, datetime | None]]:
+    """(occurred_at, published_at, received_at) of the window's order.created events: the
+    outbox is in the orders database, the audit record in the audit database."""
     outbox, audit = orders_outbox, audit_events
-    statement = (
-        select(outbox.c.occurred_at, outbox.c.published_at, audit.c.received_at)
-        .select_from(outbox.outerjoin(audit, audit.c.event_id == outbox.c.event_id))
+    committed = (
+        select(outbox.c.event_id, outbox.c.occurred_at, outbox.c.published_at)
         .where(outbox.c.event_type == "order.created")
         .where(outbox.c.occurred_at >= start, outbox.c.occurred_at <= end)
     )
+    audited = (
+        select(audit.c.event_id, audit.c.received_at)
+        .where(audit.c.event_type == "order.created")
+        .where(audit.c.occurred_at >= start, audit.c.occurred_at <= end)
+    )
     with stack.orders_db.connect() as connection:
-        return list(connection.execute(statement))
+        rows = list(connection.execute(committed))
+    with stack.audit_db.connect() as connection:
+        received = {row.event_id: row.received_at for row in connection.execute(audited)}
+    return [(row.occurred_at, row.published_at, received.get(row.event_id)) for row in rows]
 
 
 def measure(stack: EventsStack, start: datetime, end: datetime) -> EventLatency:
@@ -317,7 +331,7 @@ def measure(stack: EventsStack, start: datetime, end: datetime) -> EventLatency:
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while True:
         rows = _window_rows(stack, start, end)
-        if all(row.received_at is not None for row in rows) or time.monotonic() > deadline:
+        if all(received is not None for *_, received in rows) or time.monotonic() > deadline:
             break
         time.sleep(1)
     figures = EventLatency(committed=len(rows))
@@ -464,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(ORDTOOL_CUSTOMER_CHECK__CACHE_FRESH_S; default the service's 60 s, "
                         "which expires the warmed entries during the run)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="the two databases: embedded SQLite files, or fresh PostgreSQL "
+                        help="the three databases: embedded SQLite files, or fresh PostgreSQL "
                         "databases (dropped afterwards)")
     parser.add_argument("--generator", choices=("aiohttp", "wrk"), default="aiohttp",
                         help="bench/fixed_rate.py, or wrk paced by bench/post_orders.lua")
@@ -474,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[RateRun] = []
     notes = {"machine_before": machine_note()}
     print(f"machine before: {notes['machine_before']}")
-    databases = (fresh_pg_databases("orders", "customers") if args.backend == "postgresql"
+    databases = (fresh_pg_databases("orders", "customers", "audit") if args.backend == "postgresql"
                  else contextlib.nullcontext(None))
     with bench_dir("events", keep=args.keep) as bench, databases as pg, \
             events_stack(bench, args.customers, fresh_env(args.fresh_s), pg) as stack:

@@ -43,13 +43,20 @@ if TYPE_CHECKING:
 
 def upgrade_databases(
     settings: Settings, databases: tuple[migrate.Database, ...] = migrate.DATABASES
-) -> None:
+) -> int:
     """Apply every missing migration (what `ordtool db upgrade` does), e.g. to a new server
-    database, which an App never migrates by itself."""
+    database, which an App never migrates by itself. With both the orders and the audit
+    database, also move the audit record the orders database kept before the audit had a
+    database of its own; the records moved."""
     bare = App(settings, auto_migrate=False)
     try:
         for database in databases:
             migrate.upgrade(bare.engine(database), database)
+        if {"orders", "audit"} <= set(databases):
+            from ordtool.messaging.audit import move_retired_record
+
+            return move_retired_record(bare.orders_engine, bare.audit_engine)
+        return 0
     finally:
         bare.close()
 
@@ -63,7 +70,8 @@ class App:
         self.readiness_probes: dict[str, Callable[[], bool]] = {}
 
     def engine(self, database: migrate.Database) -> Engine:
-        return self.orders_engine if database == "orders" else self.customers_engine
+        engine: Engine = getattr(self, f"{database}_engine")
+        return engine
 
     @cached_property
     def orders_engine(self) -> Engine:
@@ -72,6 +80,10 @@ class App:
     @cached_property
     def customers_engine(self) -> Engine:
         return self._open("customers")
+
+    @cached_property
+    def audit_engine(self) -> Engine:
+        return self._open("audit")
 
     def _open(self, database: migrate.Database) -> Engine:
         url = self.settings.database_url(database)
@@ -162,15 +174,15 @@ class App:
         directory = self.customer_directory
         return None if isinstance(directory, LocalCustomerDirectory) else directory  # type: ignore[return-value]
 
-    def api_key_store(self, database: migrate.Database) -> SqlApiKeyStore:
+    def api_key_store(self, database: migrate.ServiceDatabase) -> SqlApiKeyStore:
         table = orders_api_keys if database == "orders" else customers_api_keys
         return SqlApiKeyStore(self.engine(database), table)
 
     def api_key_stores(self) -> list[ApiKeyStore]:
-        """Both databases' keys: a key made by the CLI works on both services."""
-        return [self.api_key_store(database) for database in migrate.DATABASES]
+        """Both services' keys: a key made by the CLI works on both services."""
+        return [self.api_key_store(database) for database in migrate.SERVICE_DATABASES]
 
-    def key_verifier(self, database: migrate.Database) -> KeyVerifier:
+    def key_verifier(self, database: migrate.ServiceDatabase) -> KeyVerifier:
         """One per database per process, so its cache of verified keys is shared."""
         verifiers: dict[str, KeyVerifier] = self.__dict__.setdefault("_key_verifiers", {})
         if database not in verifiers:
@@ -178,7 +190,7 @@ class App:
             verifiers.setdefault(database, KeyVerifier(self.api_key_store(database), cache_s))
         return verifiers[database]
 
-    def idempotency_store(self, database: migrate.Database) -> SqlIdempotencyStore:
+    def idempotency_store(self, database: migrate.ServiceDatabase) -> SqlIdempotencyStore:
         table = orders_idempotency if database == "orders" else customers_idempotency
         return SqlIdempotencyStore(self.engine(database), table)
 
@@ -205,7 +217,7 @@ class App:
         directory = self.__dict__.pop("customer_directory", None)
         if directory is not None and not isinstance(directory, LocalCustomerDirectory):
             directory.close()  # its pooled connections and cache client
-        for name in ("orders_engine", "customers_engine"):
+        for name in ("orders_engine", "customers_engine", "audit_engine"):
             engine = self.__dict__.pop(name, None)
             if engine is not None:
                 engine.dispose()

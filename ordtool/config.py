@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     # Database URLs may hold passwords, so they are secrets; None = SQLite in data_dir.
     orders_database_url: SecretStr | None = None
     customers_database_url: SecretStr | None = None
+    # The audit consumer's record (what `ordtool events verify` checks); None = SQLite too.
+    audit_database_url: SecretStr | None = None
     customer_service_url: str | None = None
     # Where `ordtool up` / `ordtool serve` listen.
     host: str = "127.0.0.1"
@@ -123,7 +125,7 @@ class Settings(BaseSettings):
     orders_commit_gap_ms: float = Field(
         4.0, ge=0, le=100,
         description="SQLite only: the order writer leaves the write lock free this long after "
-        "each commit, for the relay's and the audit consumer's writes",
+        "each commit, for the relay's marks",
     )
     customer_check: CustomerCheckSettings = Field(default_factory=CustomerCheckSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
@@ -139,8 +141,8 @@ class Settings(BaseSettings):
     def log_format(self) -> Literal["text", "json"]:
         return "json" if self.environment == "production" else "text"
 
-    def database_url(self, name: Literal["orders", "customers"]) -> str:
-        configured = self.orders_database_url if name == "orders" else self.customers_database_url
+    def database_url(self, name: Literal["orders", "customers", "audit"]) -> str:
+        configured: SecretStr | None = getattr(self, f"{name}_database_url")
         if configured is not None:
             return configured.get_secret_value()
         return f"sqlite:///{self.data_dir / f'{name}.db'}"

@@ -81,21 +81,21 @@ def pg_database_url() -> Iterator[str]:
 
 @pytest.fixture
 def pg_settings(data_dir: Path) -> Iterator[Settings]:
-    """Settings whose two databases are fresh PostgreSQL databases, already migrated."""
+    """Settings whose three databases are fresh PostgreSQL databases, already migrated."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    orders_name, orders_url = _fresh_pg_database()
-    customers_name, customers_url = _fresh_pg_database()
+    fresh = {database: _fresh_pg_database() for database in ("orders", "customers", "audit")}
     settings = Settings(  # type: ignore[call-arg]
         environment="test",
         data_dir=data_dir,
-        orders_database_url=orders_url,
-        customers_database_url=customers_url,
+        orders_database_url=fresh["orders"][1],
+        customers_database_url=fresh["customers"][1],
+        audit_database_url=fresh["audit"][1],
         _env_file=None,
     )
     upgrade_databases(settings)
     yield settings
-    _drop_pg_database(orders_name)
-    _drop_pg_database(customers_name)
+    for name, _ in fresh.values():
+        _drop_pg_database(name)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def ordtool_env(settings: Settings | None = None, **extra: str) -> dict[str, str
     env["ORDTOOL_ENVIRONMENT"] = "test"
     if settings is not None:
         env["ORDTOOL_DATA_DIR"] = str(settings.data_dir)
-        for name in ("orders", "customers"):
+        for name in ("orders", "customers", "audit"):
             url = getattr(settings, f"{name}_database_url")
             if url is not None:
                 env[f"ORDTOOL_{name.upper()}_DATABASE_URL"] = url.get_secret_value()

@@ -1,4 +1,4 @@
-"""ordtool db: migrate the two databases and show their state."""
+"""ordtool db: migrate the databases (customers, orders, audit) and show their state."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ from typing import Annotated, Literal
 
 import typer
 
-from ordtool.bootstrap import App
+from ordtool.bootstrap import App, upgrade_databases
 from ordtool.cli import shared
 from ordtool.store import migrate
 
 cli = typer.Typer(
-    help="Migrate the databases (customers, orders) and show their state.", no_args_is_help=True
+    help="Migrate the databases (customers, orders, audit) and show their state.",
+    no_args_is_help=True,
 )
 
 Which = Annotated[
-    Literal["all", "customers", "orders"],
+    Literal["all", "customers", "orders", "audit"],
     typer.Option("--database", "-d", help="Which database."),
 ]
 
@@ -31,19 +32,23 @@ def _engines(which: str) -> list[tuple[migrate.Database, App]]:
 
 @cli.command()
 def upgrade(database: Which = "all", json_output: shared.JsonFlag = False) -> None:
-    """Apply every migration not yet applied.
+    """Apply every migration not yet applied (and move the audit record that the orders
+    database kept before the audit had a database of its own).
 
     Example: ordtool db upgrade
     """
-    for name, app in _engines(database):
-        migrate.upgrade(app.engine(name), name)
+    targets = _targets(database)
+    moved = upgrade_databases(shared.app().settings, targets)
+    if moved:
+        shared.note(f"moved {moved} audit records from the orders database to the audit database")
     status(database, json_output)
 
 
 @cli.command()
 def downgrade(
     database: Annotated[
-        Literal["customers", "orders"], typer.Option("--database", "-d", help="Which database.")
+        Literal["customers", "orders", "audit"],
+        typer.Option("--database", "-d", help="Which database."),
     ],
     revision: Annotated[str, typer.Option(help="Target revision, -1 (one step) or base.")] = "-1",
     json_output: shared.JsonFlag = False,

@@ -1,9 +1,10 @@
 """The audit consumer and ``ordtool events verify``.
 
 The audit queue is bound to every event type and declared before the relay's first publish,
-so it receives every event published. The consumer records each one in ``audit_events``
-(orders database) once, counting further deliveries of the same event id. Verification
-compares that record with the outboxes of both databases:
+so it receives every event published. The consumer records each one once in ``audit_events``,
+counting further deliveries of the same event id, in the audit database: a database of its own,
+so that on SQLite its writes never wait for the orders database's write lock. Verification
+compares that record with the outboxes of both service databases:
 
 - lost: published (confirmed by the broker) but never received: a broken guarantee;
 - pending: not yet published (the relay is behind or stopped): not lost yet;
@@ -30,8 +31,10 @@ from ordtool.domain.clock import utc_now
 from ordtool.messaging.consumer import InboxProcessor, Received
 from ordtool.messaging.outbox import OutboxSource, published_event_ids, unpublished_count
 from ordtool.store import purge
-from ordtool.store.tables import audit_events, orders_inbox
+from ordtool.store.bulk import insert_new
+from ordtool.store.tables import audit_events, audit_inbox, retired_orders_audit_events
 from ordtool.store.transactions import transaction
+from ordtool.store.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,8 @@ VERIFY_POLL_S = 0.5
 RETENTION_MARGIN = timedelta(hours=1)
 
 
-def audit_processor(orders_engine: Engine) -> InboxProcessor:
-    return InboxProcessor(AUDIT_CONSUMER, orders_engine, orders_inbox, _record, _count_again)
+def audit_processor(audit_engine: Engine) -> InboxProcessor:
+    return InboxProcessor(AUDIT_CONSUMER, audit_engine, audit_inbox, _record, _count_again)
 
 
 def _record(connection: Connection, batch: Sequence[Received]) -> None:
@@ -68,18 +71,40 @@ def _count_again(connection: Connection, batch: Sequence[Received]) -> None:
     )
 
 
-def purge_audit(orders_engine: Engine, before: datetime, max_chunks: int | None = None) -> int:
+def purge_audit(audit_engine: Engine, before: datetime, max_chunks: int | None = None) -> int:
     """Forget the events received before ``before``: their audit record and their inbox rows
     together, so that a duplicate arriving later is recorded anew instead of failing on the
     record's key. Found on ``ix_audit_events_received_at``; the rows removed."""
 
     def remove(connection: Connection, doomed: Sequence[Any]) -> int:
-        connection.execute(delete(orders_inbox).where(
-            orders_inbox.c.consumer == AUDIT_CONSUMER, orders_inbox.c.event_id.in_(doomed)))
+        connection.execute(delete(audit_inbox).where(
+            audit_inbox.c.consumer == AUDIT_CONSUMER, audit_inbox.c.event_id.in_(doomed)))
         return connection.execute(delete(audit_events).where(
             audit_events.c.event_id.in_(doomed), audit_events.c.received_at < before)).rowcount
 
-    return purge.purge_in_chunks(orders_engine, forgettable(before), remove, max_chunks)
+    return purge.purge_in_chunks(audit_engine, forgettable(before), remove, max_chunks)
+
+
+def move_retired_record(orders_engine: Engine, audit_engine: Engine) -> int:
+    """Move what the audit consumer recorded in the orders database, before it had one of its
+    own, into the audit database (with inbox rows, so a late duplicate still counts as one),
+    a chunk at a time: each chunk is copied (what is there already is kept) before it is
+    deleted, so a move cut short is simply run again. The rows moved."""
+    retired = retired_orders_audit_events
+
+    def move(connection: Connection, event_ids: Sequence[Any]) -> int:
+        rows = [row._asdict() for row in connection.execute(
+            select(retired).where(retired.c.event_id.in_(event_ids)))]
+        if not rows:
+            return 0
+        with write_transaction(audit_engine) as audit:
+            audit.execute(insert_new(audit, audit_events), rows)
+            audit.execute(insert_new(audit, audit_inbox), [
+                {"consumer": AUDIT_CONSUMER, "event_id": row["event_id"],
+                 "received_at": row["received_at"]} for row in rows])
+        return connection.execute(delete(retired).where(retired.c.event_id.in_(event_ids))).rowcount
+
+    return purge.purge_in_chunks(orders_engine, select(retired.c.event_id), move)
 
 
 def forgettable(before: datetime) -> Select[tuple[str]]:
@@ -93,9 +118,9 @@ class AuditRetention:
     answers its broker's heartbeats and deliveries between chunks (a first purge after an
     upgrade may have millions of rows to go), and a full chunk makes the next call due."""
 
-    def __init__(self, orders_engine: Engine, settings: EventsSettings,
+    def __init__(self, audit_engine: Engine, settings: EventsSettings,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._engine, self._settings = orders_engine, settings
+        self._engine, self._settings = audit_engine, settings
         # Due at the first call: a consumer started after a pause catches up.
         self._timer = purge.PurgeTimer(settings.purge_interval_s, monotonic)
 
@@ -139,9 +164,9 @@ class Reconciliation:
 
 
 def reconcile(
-    sources: Sequence[OutboxSource], orders_engine: Engine, since: datetime | None
+    sources: Sequence[OutboxSource], audit_engine: Engine, since: datetime | None
 ) -> Reconciliation:
-    received = _audited(orders_engine, since)
+    received = _audited(audit_engine, since)
     result = Reconciliation()
     for source in sources:
         result.pending += unpublished_count(source, since)
@@ -163,7 +188,7 @@ def reconcile(
 
 def verify(
     sources: Sequence[OutboxSource],
-    orders_engine: Engine,
+    audit_engine: Engine,
     since: datetime | None,
     wait_s: float,
 ) -> Reconciliation:
@@ -171,15 +196,15 @@ def verify(
     to catch up (a published event may still be in its queue)."""
     deadline = time.monotonic() + wait_s
     while True:
-        result = reconcile(sources, orders_engine, since)
+        result = reconcile(sources, audit_engine, since)
         if result.ok or time.monotonic() >= deadline:
             return result
         time.sleep(VERIFY_POLL_S)
 
 
-def _audited(orders_engine: Engine, since: datetime | None) -> dict[str, int]:
+def _audited(audit_engine: Engine, since: datetime | None) -> dict[str, int]:
     statement = select(audit_events.c.event_id, audit_events.c.deliveries)
     if since is not None:
         statement = statement.where(audit_events.c.occurred_at >= since)
-    with transaction(orders_engine) as connection:
+    with transaction(audit_engine) as connection:
         return {row.event_id: row.deliveries for row in connection.execute(statement)}

@@ -38,8 +38,6 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 from sqlalchemy import Connection, Engine, Table
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ordtool import metrics
@@ -49,6 +47,7 @@ from ordtool.errors import DependencyUnavailable
 from ordtool.messaging import broker
 from ordtool.messaging.codec import Envelope, PoisonMessage, Source, decode, source_of
 from ordtool.messaging.topology import Topology
+from ordtool.store.bulk import insert_new
 from ordtool.store.write_lock import write_transaction
 
 log = logging.getLogger(__name__)
@@ -98,9 +97,8 @@ class InboxProcessor:
     ) -> None:
         self.name, self._engine, self._inbox = name, engine, inbox
         self._handle, self._on_duplicate = handle, on_duplicate
-        insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
         # rowcount is not reliable here across drivers; the returned ids are.
-        self._take = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        self._take = insert_new(engine, inbox).returning(inbox.c.event_id)
 
     def __call__(self, received: Received) -> bool:
         return self.many([received])[0]

@@ -31,6 +31,7 @@ from ordtool.messaging.publisher import ConfirmingPublisher
 from ordtool.messaging.relay import Relay
 from ordtool.messaging.replay import replay
 from ordtool.messaging.topology import Topology
+from ordtool.store.migrate import Database
 from ordtool.store.tables import (
     customers_leases,
     customers_outbox,
@@ -56,7 +57,7 @@ class EventsStatus:
 
 
 class Events:
-    def __init__(self, settings: Settings, engine: Callable[[Source], Engine]) -> None:
+    def __init__(self, settings: Settings, engine: Callable[[Database], Engine]) -> None:
         self._settings = settings
         self._events = settings.events
         self._engine = engine
@@ -95,10 +96,10 @@ class Events:
                         batch, upkeep)
 
     def audit_consumer(self) -> Consumer:
-        """Events that arrive together are recorded in one transaction (one write lock); the
-        record older than the retention is purged as it goes."""
+        """Events that arrive together are recorded in one transaction, in the audit database;
+        the record older than the retention is purged as it goes."""
         queue = QueueSpec(("#",), self.topology.audit_queue)
-        engine = self._engine("orders")
+        engine = self._engine("audit")
         processor = audit.audit_processor(engine)
         retention = audit.AuditRetention(engine, self._events)
         return self.consumer(audit.AUDIT_CONSUMER, queue, processor, processor.many, retention)
@@ -165,4 +166,4 @@ class Events:
         return sum(published_count(source, since) for source in self.sources(only))
 
     def verify(self, since: datetime | None, wait_s: float) -> audit.Reconciliation:
-        return audit.verify(self.sources(), self._engine("orders"), since, wait_s)
+        return audit.verify(self.sources(), self._engine("audit"), since, wait_s)

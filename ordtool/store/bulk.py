@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Engine, Insert, Table, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ordtool.domain.chunks import batched
 
@@ -28,6 +30,13 @@ from ordtool.domain.chunks import batched
 MAX_PARAMETERS = 30_000
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_new(engine: Engine | Connection, table: Table) -> Insert:
+    """An INSERT into ``table`` that skips the rows whose key is there already (ON CONFLICT
+    DO NOTHING, as each backend spells it)."""
+    insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing()
 
 
 def next_ids(connection: Connection, table: Table, count: int) -> Sequence[int]:

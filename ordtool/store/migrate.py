@@ -17,8 +17,12 @@ from sqlalchemy import Engine, inspect
 
 from ordtool.errors import ConfigurationError
 
-Database = Literal["orders", "customers"]
-DATABASES: tuple[Database, ...] = ("customers", "orders")
+# The services' databases (each has its API keys and idempotency keys), and the audit
+# consumer's record.
+ServiceDatabase = Literal["orders", "customers"]
+Database = Literal["orders", "customers", "audit"]
+SERVICE_DATABASES: tuple[ServiceDatabase, ...] = ("customers", "orders")
+DATABASES: tuple[Database, ...] = (*SERVICE_DATABASES, "audit")
 SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
 
 

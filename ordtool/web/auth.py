@@ -36,7 +36,7 @@ from ordtool.domain.keys import SCOPES, grants, looks_like_key
 from ordtool.metrics import AUTH_REFUSALS
 from ordtool.ratelimit import RateLimiter
 from ordtool.services.keys import KeyVerifier, VerifiedKey
-from ordtool.store.migrate import Database
+from ordtool.store.migrate import ServiceDatabase
 from ordtool.web.tokens import InvalidToken, JwtVerifier, looks_like_jwt
 
 REALM = 'Bearer realm="ordtool"'
@@ -109,7 +109,7 @@ def _bearer_token(request: Request) -> str:
 class _AuthState:
     """Per FastAPI app: the key verifier of its service, the JWT verifier, the rate limiter."""
 
-    def __init__(self, app: App, service: Database) -> None:
+    def __init__(self, app: App, service: ServiceDatabase) -> None:
         self._app = app
         self._service = service
         self._keys: KeyVerifier | None = None

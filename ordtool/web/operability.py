@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from ordtool.bootstrap import App
-from ordtool.store.migrate import Database
+from ordtool.store.migrate import ServiceDatabase
 from ordtool.web import auth
 
 CHECK_TIMEOUT_S = 2.0
@@ -49,7 +49,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: database, customer check, held connections")
 async def readyz(request: Request) -> JSONResponse:
     app: App = request.app.state.app
-    service: Database = request.app.state.service
+    service: ServiceDatabase = request.app.state.service
     checks = {"database": await _bounded(partial(_database, app, service))}
     if service == "orders":
         checks["customer_service"] = _customer_check(app)
@@ -81,7 +81,7 @@ async def _bounded(check: Callable[[], Check]) -> Check:
         return {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
 
 
-def _database(app: App, database: Database) -> Check:
+def _database(app: App, database: ServiceDatabase) -> Check:
     try:
         with app.engine(database).connect() as connection:
             connection.execute(text("SELECT 1"))

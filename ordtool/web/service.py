@@ -19,7 +19,7 @@ from ordtool import __version__
 from ordtool.bootstrap import App
 from ordtool.errors import DependencyUnavailable
 from ordtool.logs import current_request_id
-from ordtool.store.migrate import Database
+from ordtool.store.migrate import ServiceDatabase
 from ordtool.web import operability, problems
 from ordtool.web.auth import Caller
 from ordtool.web.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -34,7 +34,9 @@ WORKER_THREADS = 100
 log = logging.getLogger(__name__)
 
 
-def build(app: App, service: Database, router: APIRouter, *, title: str, about: str) -> FastAPI:
+def build(
+    app: App, service: ServiceDatabase, router: APIRouter, *, title: str, about: str
+) -> FastAPI:
     api = FastAPI(
         title=title,
         description=f"{about} Every route but /healthz and /readyz needs "
@@ -119,7 +121,7 @@ async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(app.close)
 
 
-def _open_database(app: App, database: Database) -> None:
+def _open_database(app: App, database: ServiceDatabase) -> None:
     """Create an empty embedded database now rather than in the first request. A server
     that is down is not fatal: /readyz says so until it is back."""
     try:

@@ -24,7 +24,7 @@ from ordtool.bootstrap import App
 from ordtool.domain.commands import PlaceOrder, parse_input
 from ordtool.domain.events import order_data
 from ordtool.services import orders
-from ordtool.store.migrate import Database
+from ordtool.store.migrate import ServiceDatabase
 from ordtool.web import auth, problems
 from ordtool.web.idempotency import Outcome, idempotent, raw_body
 
@@ -42,7 +42,7 @@ class Probe:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def build(app: App, service: Database = "orders") -> tuple[FastAPI, Probe]:
+def build(app: App, service: ServiceDatabase = "orders") -> tuple[FastAPI, Probe]:
     api = FastAPI()
     api.state.app = app
     api.state.service = service

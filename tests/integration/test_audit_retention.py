@@ -14,7 +14,7 @@ from ordtool.bootstrap import App
 from ordtool.messaging import audit
 from ordtool.messaging.audit import AUDIT_CONSUMER, RETENTION_MARGIN, AuditRetention
 from ordtool.store import purge
-from ordtool.store.tables import audit_events, orders_inbox
+from ordtool.store.tables import audit_events, audit_inbox
 from tests.integration.test_messaging_support import (
     audit_rows,
     events_app_fixture,  # noqa: F401
@@ -33,7 +33,7 @@ def received(engine: Engine, hours_ago: float, count: int) -> list[str]:
     moment = datetime.now(UTC) - timedelta(hours=hours_ago)
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with engine.begin() as connection:
-        connection.execute(insert(orders_inbox), [
+        connection.execute(insert(audit_inbox), [
             {"consumer": AUDIT_CONSUMER, "event_id": event_id, "received_at": moment}
             for event_id in ids])
         connection.execute(insert(audit_events), [
@@ -45,11 +45,11 @@ def received(engine: Engine, hours_ago: float, count: int) -> list[str]:
 
 def inbox_ids(engine: Engine) -> set[str]:
     with engine.connect() as connection:
-        return set(connection.execute(select(orders_inbox.c.event_id)).scalars())
+        return set(connection.execute(select(audit_inbox.c.event_id)).scalars())
 
 
 def test_the_record_older_than_the_retention_goes_with_its_inbox_rows(any_app: App) -> None:
-    engine, events = any_app.orders_engine, any_app.settings.events
+    engine, events = any_app.audit_engine, any_app.settings.events
     beyond = events.retention_hours + RETENTION_MARGIN.total_seconds() / 3600
     old = received(engine, beyond + 1, 3)
     kept = received(engine, beyond - 0.5, 2)  # within the margin: the outbox may still hold it
@@ -62,7 +62,7 @@ def test_a_backlog_is_purged_a_chunk_a_call_and_then_only_when_due(
     any_app: App, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(purge, "PURGE_CHUNK", 2)
-    engine, events = any_app.orders_engine, any_app.settings.events
+    engine, events = any_app.audit_engine, any_app.settings.events
     received(engine, events.retention_hours + 2, 5)
     clock = [1000.0]
     retention = AuditRetention(engine, events, monotonic=lambda: clock[0])
@@ -76,7 +76,7 @@ def test_a_backlog_is_purged_a_chunk_a_call_and_then_only_when_due(
 
 
 def test_the_purge_reads_the_received_at_index(any_app: App) -> None:
-    with any_app.orders_engine.begin() as connection:
+    with any_app.audit_engine.begin() as connection:
         shown = plan(connection, audit.forgettable(datetime(2026, 12, 4, tzinfo=UTC)))
     assert "ix_audit_events_received_at" in shown, shown
 
@@ -85,7 +85,7 @@ def test_the_running_audit_consumer_purges_and_records_a_late_duplicate_anew(
     events_app: App,
 ) -> None:
     app = events_app
-    engine = app.orders_engine
+    engine = app.audit_engine
     (old,) = received(engine, app.settings.events.retention_hours + 2, 1)
     body = json.dumps({"id": old, "type": "order.created", "version": 1,
                        "occurred_at": "2026-12-01T10:00:00Z", "correlation_id": None,

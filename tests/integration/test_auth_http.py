@@ -16,7 +16,7 @@ import pytest
 from ordtool.bootstrap import App
 from ordtool.config import AuthSettings
 from ordtool.services import keys
-from ordtool.store.migrate import Database
+from ordtool.store.migrate import ServiceDatabase
 from tests.integration.auth_app import build, serving
 from tests.jwts import claims, jwt_settings, token_for, unsigned
 
@@ -28,7 +28,7 @@ def serve(any_app: App) -> Iterator[Serve]:
     """Start the tiny service over ``any_app``'s databases with the given auth settings."""
     with ExitStack() as stack:
 
-        def start(service: Database = "orders", **auth: Any) -> str:
+        def start(service: ServiceDatabase = "orders", **auth: Any) -> str:
             settings = any_app.settings.model_copy(
                 update={"auth": AuthSettings(**({"key_cache_s": 0.0} | auth))}
             )

@@ -75,7 +75,7 @@ def test_verify_reports_a_deleted_audit_record_as_lost_and_exits_4(events_app: A
         "published": 6, "received": 6, "lost": 0, "pending": 0, "duplicates": 0,
         "extra_deliveries": 0, "lost_ids": [], "ok": True}
     victim = sorted(audit_rows(app))[0]
-    with app.orders_engine.begin() as connection:
+    with app.audit_engine.begin() as connection:
         connection.execute(delete(audit_events).where(audit_events.c.event_id == victim))
     broken = run_ordtool(["events", "verify", "--wait", "1", "--json"], env)
     assert broken.returncode == 4

@@ -12,7 +12,7 @@ import pytest
 from ordtool.bootstrap import App
 from ordtool.config import Settings
 from ordtool.domain.keys import hash_key
-from ordtool.store.migrate import DATABASES
+from ordtool.store.migrate import SERVICE_DATABASES
 from tests.integration.auth_app import build, serving
 from tests.processes import ok_json, ordtool_env, run_ordtool
 
@@ -58,7 +58,7 @@ def test_create_prints_the_key_once_and_it_works_on_both_services(
         "orders": 200,
         "customers": 200,
     }
-    for database in DATABASES:
+    for database in SERVICE_DATABASES:
         [stored] = any_app.api_key_store(database).list()
         assert stored.key_hash == hash_key(token) and stored.name == "billing"
 

@@ -21,7 +21,7 @@ from ordtool.messaging.codec import PoisonMessage, decode
 from ordtool.messaging.consumer import QueueSpec, Received
 from ordtool.messaging.topology import Topology
 from ordtool.services import orders
-from ordtool.store.tables import orders_inbox, orders_outbox
+from ordtool.store.tables import audit_inbox, orders_outbox
 from tests.integration.test_messaging_support import (
     a_customer,
     any_events_app_fixture,  # noqa: F401
@@ -89,9 +89,9 @@ def test_duplicate_delivery_is_recorded_once(events_app: App) -> None:
         publish_raw(events_app, "order.created", body, event_id)
         publish_raw(events_app, "order.created", body, event_id)
         wait_until(lambda: audit_rows(events_app).get(event_id) == 2, 20, "two deliveries")
-    with events_app.orders_engine.connect() as connection:
+    with events_app.audit_engine.connect() as connection:
         inbox = connection.execute(
-            select(func.count()).where(orders_inbox.c.event_id == event_id)
+            select(func.count()).where(audit_inbox.c.event_id == event_id)
         ).scalar_one()
     assert (audit_rows(events_app), inbox) == ({event_id: 2}, 1)
 

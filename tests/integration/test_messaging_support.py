@@ -211,7 +211,7 @@ def unpublished(app: App) -> int:
 
 def audit_rows(app: App) -> dict[str, int]:
     """event id -> deliveries, as the audit consumer recorded them."""
-    with app.orders_engine.connect() as connection:
+    with app.audit_engine.connect() as connection:
         rows = connection.execute(select(audit_events.c.event_id, audit_events.c.deliveries))
         return {row.event_id: row.deliveries for row in rows}
 

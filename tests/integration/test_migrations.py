@@ -8,9 +8,9 @@ from alembic.migration import MigrationContext
 
 from ordtool.bootstrap import App
 from ordtool.store import migrate
-from ordtool.store.tables import customers_metadata, orders_metadata
+from ordtool.store.tables import audit_metadata, customers_metadata, orders_metadata
 
-METADATA = {"orders": orders_metadata, "customers": customers_metadata}
+METADATA = {"orders": orders_metadata, "customers": customers_metadata, "audit": audit_metadata}
 
 
 @pytest.mark.parametrize("database", migrate.DATABASES)

@@ -2,11 +2,11 @@
 
 from alembic import context
 
-from ordtool.store.tables import customers_metadata, orders_metadata
+from ordtool.store.tables import audit_metadata, customers_metadata, orders_metadata
 
 config = context.config
 connection = config.attributes["connection"]
-metadata = {"orders": orders_metadata, "customers": customers_metadata}[
+metadata = {"orders": orders_metadata, "customers": customers_metadata, "audit": audit_metadata}[
     config.attributes["database"]
 ]
 
