@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Select,
     Table,
     any_,
@@ -76,16 +78,24 @@ def _columns(table: Table) -> list[ColumnElement[Any]]:
 
 def fetch_unpublished(source: OutboxSource, limit: int, after_id: int = 0) -> list[OutboxRow]:
     """Unpublished rows in id order, after ``after_id`` (the last one already sent)."""
-    table = source.outbox
-    statement = (
+    statement = _unpublished_after(source.outbox)
+    with transaction(source.engine) as connection:
+        found = connection.execute(statement, {"after_id": after_id, "row_limit": limit})
+        return [OutboxRow(*row) for row in found]
+
+
+@cache
+def _unpublished_after(table: Table) -> Select[Any]:
+    """The relay's read, built once per table: it runs a few hundred times a second, and
+    building the statement and its cache key anew each time was a third of the relay's CPU
+    in that read (py-spy at 1,000 orders/s)."""
+    return (
         select(*_columns(table))
         .where(table.c.published_at.is_(None))
-        .where(table.c.id > after_id)
+        .where(table.c.id > bindparam("after_id"))
         .order_by(table.c.id)
-        .limit(limit)
+        .limit(bindparam("row_limit", type_=Integer))
     )
-    with transaction(source.engine) as connection:
-        return [OutboxRow(*row) for row in connection.execute(statement)]
 
 
 def fetch_published(

@@ -108,6 +108,8 @@ class Relay:
         self._purges = {s.name: PurgeTimer(settings.purge_interval_s) for s in self._sources}
         # Rung by the outbox's writers after each commit (store.doorbell), where it has one.
         self._bells = {s.name: Listener(bell_address(s.engine.url)) for s in self._sources}
+        # monotonic time before which an outbox found empty is read only if its bell rang
+        self._quiet_until = dict.fromkeys(self._bells, 0.0)
         self._markers = {s.name: Marker(s) for s in self._sources}
 
     def run(self, stop: threading.Event) -> None:
@@ -142,13 +144,30 @@ class Relay:
         """One pass over the outboxes whose lease this relay holds: what it found (falsy when
         nothing)."""
         held = [s for s in self._sources if self._leases[s.name].hold()]
-        self._answer_bells(held)
+        rung = self._answer_bells(held)
         if held:
             self._ensure_open()
         found = Found.NOTHING
         for source in held:
-            found = max(found, self._relay(source, self._leases[source.name]))
+            if not self._quiet(source, rung):
+                found = max(found, self._relay_and_note(source))
             self._purge_when_due(source)
+        return found
+
+    def _quiet(self, source: OutboxSource, rung: set[str]) -> bool:
+        """An outbox with a bell that was empty at its last read and has not rung since is
+        left alone for up to ``poll_interval_s`` (a read per pass of a quiet outbox, the
+        customers' while orders stream in, was a good part of the relay's CPU)."""
+        return (
+            self._bells[source.name].bound
+            and source.name not in rung
+            and time.monotonic() < self._quiet_until[source.name]
+        )
+
+    def _relay_and_note(self, source: OutboxSource) -> Found:
+        found = self._relay(source, self._leases[source.name])
+        rest = 0.0 if found else self._settings.poll_interval_s
+        self._quiet_until[source.name] = time.monotonic() + rest
         return found
 
     def shutdown(self) -> None:
@@ -165,16 +184,20 @@ class Relay:
                 except broker.TRANSIENT_ERRORS as exc:  # the lease then simply expires
                     log.warning("relay: could not release %s: %s", lease.name, exc)
 
-    def _answer_bells(self, held: Sequence[OutboxSource]) -> None:
+    def _answer_bells(self, held: Sequence[OutboxSource]) -> set[str]:
         """Listen to the bells of the outboxes this relay holds, and only those (a successor
-        must be able to take a bell over); the rings so far are answered by this pass."""
+        must be able to take a bell over); the rings so far are answered by this pass. The
+        outboxes whose bell rang since the last pass."""
+        rung: set[str] = set()
         for source in self._sources:
             bell = self._bells[source.name]
             if source in held:
                 bell.bind()
-                bell.drain()
+                if bell.take_rings():
+                    rung.add(source.name)
             else:
                 bell.close()
+        return rung
 
     def _relay(self, source: OutboxSource, lease: Lease) -> Found:
         """Publish up to ``MAX_BATCHES_PER_PASS`` batches of this outbox, the next batch sent

@@ -87,6 +87,7 @@ class Listener:
     def __init__(self, address: bytes | None) -> None:
         self._address = address
         self._socket: socket.socket | None = None
+        self._heard = False  # a ring was read since the last take_rings()
 
     @property
     def bound(self) -> bool:
@@ -119,7 +120,16 @@ class Listener:
             except BlockingIOError:
                 break
             rung = True
+        self._heard = self._heard or rung
         return rung
+
+    def take_rings(self) -> bool:
+        """Read every ring waiting; True when the bell rang since the last call, whoever
+        read the rings meanwhile (a wait that ended at a ring drains it)."""
+        self.drain()
+        heard = self._heard
+        self._heard = False
+        return heard
 
     def close(self) -> None:
         if self._socket is not None:

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,8 +18,10 @@ from ordtool.domain.commands import ChangeOrderStatus
 from ordtool.domain.orders import OrderStatus
 from ordtool.errors import ConfigurationError, DependencyUnavailable
 from ordtool.messaging import broker
+from ordtool.messaging import relay as relay_module
 from ordtool.messaging.codec import PoisonMessage, decode
 from ordtool.messaging.consumer import QueueSpec, Received
+from ordtool.messaging.outbox import OutboxRow, OutboxSource, fetch_unpublished
 from ordtool.messaging.topology import Topology
 from ordtool.services import orders
 from ordtool.store.tables import audit_inbox, orders_outbox
@@ -212,6 +215,35 @@ def test_published_rows_are_purged_after_the_retention(any_events_app: App) -> N
     relay.shutdown()
     with app.orders_engine.connect() as connection:
         assert connection.execute(select(orders_outbox.c.id)).scalars().all() == [second]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_quiet_outbox_is_read_again_when_its_bell_rings_and_one_without_a_bell_always(
+    backend: str, request: pytest.FixtureRequest, vhost: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = request.getfixturevalue("settings" if backend == "sqlite" else "pg_settings")
+    app = App(with_broker(base, vhost, poll_interval_s=10.0))
+    reads: Counter[str] = Counter()
+
+    def counted(source: OutboxSource, *args: int) -> list[OutboxRow]:
+        reads[source.name] += 1
+        return fetch_unpublished(source, *args)
+
+    monkeypatch.setattr(relay_module, "fetch_unpublished", counted)
+    relay = app.events.relay()
+    try:
+        customer_id = a_customer(app)  # one event waiting in the customers outbox
+        relay.step()  # reads both: the customer's event goes out, the orders outbox is empty
+        relay.step()  # customers read again (it had rows): empty now
+        relay.step()  # with a bell, both are quiet: nothing is read
+        place_orders(app, customer_id, 2)  # rings the orders bell
+        relay.step()
+    finally:
+        relay.shutdown()
+        app.close()
+    every_pass = {"customers": 4, "orders": 4}
+    assert reads == ({"customers": 2, "orders": 2} if backend == "sqlite" else every_pass)
+    assert unpublished(app) == 0
 
 
 def test_an_idle_relay_is_woken_by_the_commit_not_by_its_next_poll(

@@ -40,6 +40,15 @@ def test_a_ring_wakes_the_listener_and_is_read_once(address: bytes, listener: Li
     assert not listener.drain()  # both rings were read by the wake-up
 
 
+def test_take_rings_tells_of_a_ring_that_a_wait_already_read(address: bytes,
+                                                            listener: Listener) -> None:
+    assert not listener.take_rings()
+    Doorbell(address).ring()
+    assert wait_for_ring([listener], 5.0)  # the wake-up read the ring
+    assert listener.take_rings()
+    assert not listener.take_rings()
+
+
 def test_only_one_listener_holds_a_bell_until_it_lets_go(address: bytes,
                                                         listener: Listener) -> None:
     standby = Listener(address)
