@@ -4,7 +4,7 @@ Why not SQLAlchemy's own ways: SQLite's driver gives up the GIL at every stateme
 a step is a row for ``executemany`` or for an ``INSERT ... RETURNING`` per row (the only way
 SQLAlchemy returns SQLite ids in parameter order). While the order service's writer thread
 holds SQLite's only write lock, each give-up lets the busy event loop run its full switch
-interval first, and the relay's and the audit consumer's writes queue behind that lock.
+interval first, and the relay's marks (in another process) queue behind that lock.
 SQLAlchemy's ``insert().values([...])`` sends one statement, but builds and compiles it anew
 for each batch. So the statement is rendered here once per (table, columns, rows) shape and
 sent as the driver's own SQL, with values the driver takes as they are.

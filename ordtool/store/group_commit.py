@@ -14,10 +14,11 @@ item); other threads call ``submit_blocking(item)``.
 On SQLite the writer can also leave a gap after each commit (``gap_s``). SQLite's write lock
 has no queue: a writer that finds it taken retries on a timer, and the order writer, with
 orders always queued, took the lock again within microseconds of each commit. The relay
-marking events published and the audit consumer recording them (other processes, same
-database) waited up to 64 ms for a free moment at 1,000 orders/s. A gap of a few ms lets them
-in between two commits; the orders that arrive meanwhile only join the next, larger batch
-(the database's own group commit delays work the same way: PostgreSQL's ``commit_delay``).
+marking events published (another process, same database) waited up to 64 ms for a free
+moment at 1,000 orders/s, and so did the audit consumer until it got a database of its own.
+A gap of a few ms lets the relay in between two commits; the orders that arrive meanwhile
+only join the next, larger batch (the database's own group commit delays work the same way:
+PostgreSQL's ``commit_delay``).
 
 If a batch fails because the database could not be used (unreachable, locked past the busy
 timeout), every item in it fails with that error; any other error is taken to be one item's

@@ -8,7 +8,9 @@ waited 54 ms and the audit consumer 79 ms at the 99th percentile (exactly those 
 added up), and every event waits on those two writes (bench/event_latency.py: commit ->
 audit p99 127 ms at 300 orders/s; 21 ms with this). So these two writers, one short
 transaction each, try at once and then every half millisecond (``busy_timeout`` of 1 ms per
-try) until the usual deadline. Order-service writers keep SQLite's own schedule.
+try) until the usual deadline. Order-service writers keep SQLite's own schedule. (Since
+a0001 the audit consumer writes to a database of its own, where it rarely meets another
+writer; the relay's marks still share the orders database's lock.)
 
 PostgreSQL has row locks and no such problem: there this is ``transaction(write=True)``.
 """
