@@ -119,11 +119,21 @@ def test_a_write_returning_too_few_results_fails_its_callers_instead_of_hanging(
 def test_close_writes_what_is_queued_then_refuses_new_items() -> None:
     write = Recorder(delay_s=0.05)
     writer = GroupCommit(write, name="test writer")
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(writer.submit_blocking, item) for item in range(8)]
-        write.started.wait(5)
-        writer.close()
-        assert [f.result(timeout=5) for f in futures] == [item * 2 for item in range(8)]
+
+    async def queued_then_closed() -> list[int]:
+        first = asyncio.ensure_future(writer.submit(0))
+        await asyncio.to_thread(write.started.wait, 5)  # item 0's batch is being written
+        # submit() queues its item before its first await, so once each task has run up to
+        # that await the seven are queued behind that write (threads calling submit_blocking
+        # give no such guarantee: one may not have queued yet when close() runs, and is then
+        # rightly refused).
+        queued = [asyncio.ensure_future(writer.submit(item)) for item in range(1, 8)]
+        await asyncio.sleep(0)
+        writer.close()  # blocks this loop; the writer settles the rest through it afterwards
+        return list(await asyncio.wait_for(asyncio.gather(first, *queued), timeout=5))
+
+    assert asyncio.run(queued_then_closed()) == [item * 2 for item in range(8)]
+    assert write.batches == [[0], [1, 2, 3, 4, 5, 6, 7]]
     with pytest.raises(DependencyUnavailable, match="shutting down"):
         writer.submit_blocking(1)
 
