@@ -8,6 +8,7 @@ that uses none of them starts fast.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cached_property, partial
 from pathlib import Path
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from ordtool.customers_client.http import HttpCustomerDirectory
     from ordtool.messaging.feed import Feed
     from ordtool.messaging.runtime import Events
+
+log = logging.getLogger(__name__)
 
 
 def upgrade_databases(
@@ -83,7 +86,29 @@ class App:
 
     @cached_property
     def audit_engine(self) -> Engine:
-        return self._open("audit")
+        engine = self._open("audit")
+        if self._auto_migrate and engine.dialect.name == "sqlite":
+            self._adopt_retired_audit_record(engine)
+        return engine
+
+    def _adopt_retired_audit_record(self, audit_engine: Engine) -> None:
+        """An embedded audit database is created on first use, and an install upgraded in
+        place has no reason to run `ordtool db upgrade` (its orders database is current), so
+        its first use also moves what the orders database recorded before it existed, as
+        `db upgrade` does. Once moved this is one empty read; the contract migration o0005
+        ends it. The audit consumer needs no orders database otherwise, so one it cannot use
+        now only leaves the move to the next start or to `db upgrade`."""
+        from ordtool.messaging.audit import move_retired_record
+
+        try:
+            moved = move_retired_record(self.orders_engine, audit_engine)
+        except Exception as exc:
+            log.warning("the audit records kept in the orders database were not moved to the "
+                        "audit database (%s); run: ordtool db upgrade", exc)
+            return
+        if moved:
+            log.info("moved %d audit records from the orders database to the audit database",
+                     moved)
 
     def _open(self, database: migrate.Database) -> Engine:
         url = self.settings.database_url(database)
